@@ -1,0 +1,3 @@
+from doctagger.cli import main
+
+main()

@@ -1,0 +1,238 @@
+"""Read commands: docs, show, status, search."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from doctagger.cli.common import echo_json, echo_table, get_index, json_option
+from doctagger.errors import InvalidInputError
+
+
+def parse_tag_filter(value: str, option: str = "--tag") -> tuple[str, str]:
+    if "=" not in value:
+        raise click.BadParameter(f"expected TASK=LABEL, got {value!r}", param_hint=option)
+    task, label = value.split("=", 1)
+    if not task or not label:
+        raise click.BadParameter(f"expected TASK=LABEL, got {value!r}", param_hint=option)
+    return task, label
+
+
+def document_tag_condition(index, tags: tuple[str, ...], min_score: float | None,
+                           alias: str = "d") -> tuple[str, list]:
+    """SQL condition (on documents `alias`) for --tag TASK=LABEL filters (all must hold)."""
+    parts, params = [], []
+    for value in tags:
+        task_name, label = parse_tag_filter(value)
+        task = index.task_row(task_name)
+        cond = (f"exists (select 1 from document_tags t where t.document_id = {alias}.id "
+                f"and t.task_id = ? and t.label = ?")
+        params += [task["id"], label]
+        if min_score is not None:
+            cond += " and t.score >= ?"
+            params.append(min_score)
+        parts.append(cond + ")")
+    return " and ".join(parts), params
+
+
+@click.command()
+@click.option("--failed", is_flag=True, help="Only documents that could not be ingested "
+              "(failed, encrypted, needs OCR, empty), with the reason.")
+@click.option("--tag", "tags", multiple=True, metavar="TASK=LABEL",
+              help="Only documents tagged LABEL for TASK (repeat to require several).")
+@click.option("--min-score", type=float, help="With --tag: only tags scored at least this.")
+@click.option("--limit", type=int, default=None, help="Show at most this many.")
+@json_option
+def docs(failed, tags, min_score, limit, json_):
+    """List the documents in the index.
+
+    \b
+    Examples:
+      doctagger docs
+      doctagger docs --failed
+      doctagger docs --tag topic=cardiovascular --json
+    """
+    index = get_index()
+    where, params = ["1"], []
+    if failed:
+        where.append("d.status != 'ok'")
+    if tags:
+        cond, cond_params = document_tag_condition(index, tags, min_score)
+        where.append(cond)
+        params += cond_params
+    sql = ("select d.id, d.path, d.title, d.author, d.pages, d.chunk_count as chunks, d.status, "
+           "d.error, d.sha256, d.source, d.ingested_at from documents d where "
+           + " and ".join(where) + " order by d.path")
+    if limit:
+        sql += f" limit {int(limit)}"
+    rows = index.query(sql, params)
+    if json_:
+        echo_json(rows)
+        return
+    if not rows:
+        click.echo("No documents." if not failed else "No failed documents.", err=True)
+        return
+    columns = ["id", "status", "pages", "chunks", "path"] + (["error"] if failed else ["title"])
+    echo_table(rows, columns, widths={"path": 60, "title": 40, "error": 80})
+
+
+@click.command()
+@click.argument("doc")
+@click.option("--text/--no-text", "full_text", default=False,
+              help="Print each chunk's whole text instead of its first line.")
+@json_option
+def show(doc, full_text, json_):
+    """Show one document: metadata, chunks with pages, labels, predictions and tags.
+
+    DOC is a document id, a path, a file name or a sha256 prefix.
+
+    \b
+    Examples:
+      doctagger show 3
+      doctagger show reports/q3.pdf --text
+    """
+    index = get_index()
+    row = index.document(doc)
+    chunks = index.chunks(row["id"])
+    labels = index.query(
+        "select t.name as task, l.target, l.chunk_id, l.value, l.source, l.updated_at "
+        "from labels l join tasks t on t.id = l.task_id where l.document_id = ? "
+        "order by t.name, l.chunk_id", [row["id"]])
+    tags = index.query(
+        "select t.name as task, g.label, g.score, m.version as model_version, g.pages, "
+        "g.chunks, g.extra from document_tags g join tasks t on t.id = g.task_id "
+        "join models m on m.id = g.model_id where g.document_id = ? "
+        "order by t.name, g.score desc", [row["id"]])
+    predictions = index.query(
+        "select t.name as task, p.chunk_id, p.value, p.score, m.version as model_version, "
+        "p.review from predictions p join tasks t on t.id = p.task_id "
+        "join models m on m.id = p.model_id join chunks c on c.id = p.chunk_id "
+        "where c.document_id = ? and (t.active_model_id is null or p.model_id = t.active_model_id) "
+        "order by t.name, c.seq", [row["id"]])
+    for item in labels + tags + predictions:
+        for key in ("value", "pages", "chunks", "extra"):
+            if key in item and isinstance(item[key], str):
+                item[key] = json.loads(item[key])
+    if json_:
+        for c in chunks:
+            c["bbox"] = json.loads(c["bbox"]) if c["bbox"] else None
+        echo_json({"document": row, "chunks": chunks, "labels": labels, "tags": tags,
+                   "predictions": predictions})
+        return
+    for key in ("id", "path", "title", "author", "pages", "status", "error", "sha256",
+                "ocr_pages", "ingested_at"):
+        if row.get(key) not in (None, ""):
+            click.echo(f"{key + ':':13} {row[key]}")
+    if tags:
+        click.echo("\nTags:")
+        for t in tags:
+            where = ""
+            if t["extra"].get("text"):
+                where = f" {t['extra']['text']!r}"
+            pages = ", ".join(str(p) for p in t["pages"][:5])
+            click.echo(f"  {t['task']}={t['label']}{where}  score {t['score']:.2f}  "
+                       f"model v{t['model_version']}  pages {pages or '-'}")
+    if labels:
+        click.echo("\nLabels:")
+        for lab in labels:
+            target = "document" if lab["target"] == "document" else (
+                f"chunk {lab['chunk_id']}" if lab["chunk_id"] else "orphaned chunk label")
+            click.echo(f"  {lab['task']}: {json.dumps(lab['value'], ensure_ascii=False)} "
+                       f"({target}, {lab['source']})")
+    by_chunk: dict[int, list] = {}
+    for p in predictions:
+        by_chunk.setdefault(p["chunk_id"], []).append(p)
+    click.echo(f"\nChunks ({len(chunks)}):")
+    for c in chunks:
+        pages = f"p{c['page']}" if c["page_end"] in (None, c["page"]) else f"p{c['page']}-{c['page_end']}"
+        text = c["text"] if full_text else " ".join(c["text"].split())[:100]
+        click.echo(f"  [{c['id']}] {pages} ({c['tokens']} tok) {text}")
+        for p in by_chunk.get(c["id"], []):
+            click.echo(f"      -> {p['task']}: {json.dumps(p['value'], ensure_ascii=False)} "
+                       f"({p['score']:.2f}, v{p['model_version']}{', review' if p['review'] else ''})")
+
+
+@click.command()
+@json_option
+def status(json_):
+    """Where the index is and what it holds: counts, tasks, active models.
+
+    \b
+    Example:
+      doctagger status
+    """
+    index = get_index()
+    counts = index.counts()
+    by_status = index.query("select status, count(*) as n from documents group by status "
+                            "order by status")
+    tasks = index.query(
+        "select t.name, t.type, t.level, t.multi_label, "
+        "(select count(*) from labels l where l.task_id = t.id) as labels, "
+        "(select count(*) from labels l where l.task_id = t.id and l.target = 'chunk' "
+        " and l.chunk_id is null) as orphaned, "
+        "m.version as active_version from tasks t left join models m on m.id = t.active_model_id "
+        "order by t.name")
+    data = {"index": str(index.path.resolve()), "database": str(index.db_path.resolve()),
+            **counts, "documents_by_status": {r["status"]: r["n"] for r in by_status},
+            "tasks_detail": tasks}
+    if json_:
+        echo_json(data)
+        return
+    click.echo(f"Index:      {data['index']}")
+    click.echo(f"Documents:  {counts['documents']} ("
+               + ", ".join(f"{n} {s}" for s, n in data["documents_by_status"].items()) + ")"
+               if counts["documents"] else "Documents:  0")
+    click.echo(f"Pages:      {counts['pages']}")
+    click.echo(f"Chunks:     {counts['chunks']}")
+    click.echo(f"Labels:     {counts['labels']}")
+    if counts["orphaned_labels"]:
+        click.echo(f"            {counts['orphaned_labels']} orphaned: their chunk changed on "
+                   "re-ingest and no chunk with the same text was found ('doctagger show' lists them)")
+    click.echo(f"Models:     {counts['models']}")
+    click.echo(f"Predictions: {counts['predictions']}, document tags: {counts['document_tags']}")
+    if tasks:
+        click.echo("\nTasks:")
+        for t in tasks:
+            active = f"v{t['active_version']}" if t["active_version"] else "no model yet"
+            click.echo(f"  {t['name']} ({t['type']}, {t['level']}"
+                       f"{', multi-label' if t['multi_label'] else ''}): {t['labels']} labels, "
+                       f"{active}")
+
+
+@click.command()
+@click.argument("text", required=False)
+@click.option("--tag", "tags", multiple=True, metavar="TASK=LABEL",
+              help="Only chunks of documents tagged LABEL for TASK.")
+@click.option("--min-score", type=float, help="With --tag: only tags scored at least this.")
+@click.option("--limit", type=int, default=20, show_default=True, help="At most this many results.")
+@json_option
+def search(text, tags, min_score, limit, json_):
+    """Full-text search over chunks, best matches first.
+
+    TEXT uses SQLite FTS5 syntax ("exact phrase", OR, NOT, prefix*); anything that is not
+    valid syntax is searched as plain words.
+
+    \b
+    Examples:
+      doctagger search "myocardial infarction"
+      doctagger search tumor --tag topic=neoplasms --json
+    """
+    index = get_index()
+    if not text and not tags:
+        raise InvalidInputError("give TEXT to search for, or a filter such as --tag TASK=LABEL")
+    where, params = "", []
+    if tags:
+        where, params = document_tag_condition(index, tags, min_score)
+    rows = index.search(text, limit=limit, where=where, params=params)
+    if json_:
+        echo_json(rows)
+        return
+    if not rows:
+        click.echo("No matches.", err=True)
+        return
+    for r in rows:
+        click.echo(f"{r['path']}  p{r['page']}  (doc {r['document_id']}, chunk {r['chunk_id']})")
+        click.echo(f"    {' '.join(r['snippet'].split())}")
+
+
+COMMANDS = [docs, show, status, search]

@@ -1,0 +1,141 @@
+"""The index schema, as sqlite-utils migrations: each runs once, in its own transaction.
+
+Never edit a migration that has shipped; add a new one.
+"""
+from sqlite_utils import Migrations
+
+migrations = Migrations("doctagger")
+
+
+@migrations()
+def m001_documents_and_chunks(db):
+    db.execute("""
+        CREATE TABLE documents (
+            id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL UNIQUE,      -- absolute path, or 'import:<sha>' for imported text
+            sha256 TEXT,
+            size INTEGER,
+            mtime_ns INTEGER,
+            format TEXT,                    -- file suffix without the dot: pdf, epub, txt, ...
+            source TEXT NOT NULL DEFAULT 'file',  -- file | import
+            title TEXT,
+            author TEXT,
+            pages INTEGER,
+            ocr_pages INTEGER NOT NULL DEFAULT 0,
+            status TEXT NOT NULL,           -- ok | failed | encrypted | needs_ocr | empty
+            error TEXT,                     -- the reason, for anything but ok
+            chunk_count INTEGER NOT NULL DEFAULT 0,
+            ingested_at TEXT,
+            seconds REAL
+        )""")
+    db.execute("CREATE INDEX idx_documents_sha256 ON documents(sha256)")
+    db.execute("CREATE INDEX idx_documents_status ON documents(status)")
+    db.execute("""
+        CREATE TABLE pages (
+            document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+            page INTEGER NOT NULL,          -- 1-based
+            text TEXT NOT NULL,             -- the page text chunk offsets point into
+            width REAL,
+            height REAL,
+            ocr INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (document_id, page)
+        )""")
+    db.execute("""
+        CREATE TABLE chunks (
+            id INTEGER PRIMARY KEY,
+            document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,           -- order in the document, from 0
+            text TEXT NOT NULL,
+            page INTEGER,                   -- 1-based page the chunk starts on
+            page_end INTEGER,               -- page it ends on
+            char_start INTEGER,             -- offset into pages.text of `page`
+            char_end INTEGER,               -- offset into pages.text of `page_end` (exclusive)
+            bbox TEXT,                      -- JSON [x0, y0, x1, y1] on `page`
+            tokens INTEGER,                 -- tokens of the default tokenizer
+            text_hash TEXT NOT NULL,        -- sha1 of the normalised text: re-attaches labels
+            UNIQUE (document_id, seq)
+        )""")
+    db.execute("CREATE INDEX idx_chunks_text_hash ON chunks(text_hash)")
+    db["chunks"].enable_fts(["text"], fts_version="FTS5", create_triggers=True,
+                            tokenize="porter unicode61 remove_diacritics 2")
+
+
+@migrations()
+def m002_tasks_labels_models(db):
+    db.execute("""
+        CREATE TABLE tasks (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            type TEXT NOT NULL,
+            labels TEXT NOT NULL,           -- JSON list
+            multi_label INTEGER NOT NULL DEFAULT 0,
+            level TEXT NOT NULL DEFAULT 'chunk',
+            description TEXT,
+            options TEXT NOT NULL DEFAULT '{}',
+            active_model_id INTEGER,
+            created_at TEXT NOT NULL
+        )""")
+    db.execute("""
+        CREATE TABLE labels (
+            id INTEGER PRIMARY KEY,
+            task_id INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+            target TEXT NOT NULL,           -- chunk | document
+            document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+            chunk_id INTEGER REFERENCES chunks(id) ON DELETE SET NULL,  -- NULL: orphaned
+            text_hash TEXT,                 -- of the labelled chunk, to re-attach it
+            text TEXT,                      -- the labelled text (spans point into it)
+            value TEXT NOT NULL,            -- JSON
+            source TEXT NOT NULL,           -- human | import | model-accepted
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""")
+    db.execute("CREATE UNIQUE INDEX idx_labels_chunk ON labels(task_id, chunk_id) "
+               "WHERE target = 'chunk' AND chunk_id IS NOT NULL")
+    db.execute("CREATE UNIQUE INDEX idx_labels_document ON labels(task_id, document_id) "
+               "WHERE target = 'document'")
+    db.execute("CREATE INDEX idx_labels_document_id ON labels(document_id)")
+    db.execute("""
+        CREATE TABLE models (
+            id INTEGER PRIMARY KEY,
+            task_id INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+            version INTEGER NOT NULL,
+            path TEXT NOT NULL,             -- relative to the index folder
+            base_model TEXT,
+            method TEXT,
+            params TEXT NOT NULL DEFAULT '{}',
+            data_fingerprint TEXT,
+            metrics TEXT NOT NULL DEFAULT '{}',
+            info TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL,
+            UNIQUE (task_id, version)
+        )""")
+    db.execute("""
+        CREATE TABLE predictions (
+            id INTEGER PRIMARY KEY,
+            task_id INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+            model_id INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,
+            chunk_id INTEGER NOT NULL REFERENCES chunks(id) ON DELETE CASCADE,
+            value TEXT NOT NULL,            -- JSON
+            score REAL NOT NULL,
+            uncertainty REAL,
+            review INTEGER NOT NULL DEFAULT 0,  -- 1: under --min-score, queued for review
+            created_at TEXT NOT NULL,
+            UNIQUE (model_id, chunk_id)
+        )""")
+    db.execute("CREATE INDEX idx_predictions_chunk ON predictions(chunk_id)")
+    db.execute("CREATE INDEX idx_predictions_task_review ON predictions(task_id, review)")
+    db.execute("""
+        CREATE TABLE document_tags (
+            id INTEGER PRIMARY KEY,
+            task_id INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+            model_id INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,
+            document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+            label TEXT NOT NULL,
+            score REAL NOT NULL,
+            chunks TEXT NOT NULL DEFAULT '[]',   -- JSON: top supporting chunk ids
+            pages TEXT NOT NULL DEFAULT '[]',    -- JSON: pages of those chunks
+            extra TEXT NOT NULL DEFAULT '{}',    -- JSON: NER entity text, page, offsets
+            created_at TEXT NOT NULL
+        )""")
+    db.execute("CREATE INDEX idx_document_tags_task_label ON document_tags(task_id, label)")
+    db.execute("CREATE INDEX idx_document_tags_document ON document_tags(document_id)")

@@ -1,0 +1,1 @@
+"""First-party task type: text classification (single- or multi-label)."""

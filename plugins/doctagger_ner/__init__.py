@@ -1,0 +1,1 @@
+"""First-party task type: named-entity recognition (character spans)."""
