@@ -29,8 +29,12 @@ class DoctaggerGroup(click.Group):
 
         current = plugins.state()
         if self._plugin_state is not current:
+            for name in getattr(self, "_plugin_command_names", ()):
+                self.commands.pop(name, None)
+            before = set(self.commands)
             self._plugin_state = current
             plugins.call_each("register_commands", cli=self)
+            self._plugin_command_names = set(self.commands) - before
 
     def get_command(self, ctx, cmd_name):
         if cmd_name not in self.commands:
