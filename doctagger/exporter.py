@@ -1,0 +1,149 @@
+"""Export a task's labels, or a model's predictions, as JSONL, CSV or CoNLL.
+
+Labels come out in label-id order as records an import understands, so that export, then
+import into a fresh index, then export again gives the same file:
+
+- a chunk label -> a ``text`` record with the chunk's text (an orphaned label: the text it
+  was given on). Records with the same text and the same value are written once;
+- a document label -> a ``path`` record with the document's path; for a document that was
+  imported as text (no file behind it) a ``text`` record with its text.
+
+Predictions (``predictions=True``) come from the task's active model, or from ``model``
+(a version number), with ``score`` and ``model_version`` (and ``document``, ``page`` for
+chunk predictions) as extra fields: chunk predictions in document and chunk order; for a
+document-level task, the document tags of that model, one record per document.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from doctagger.errors import InvalidInputError, NotFoundError
+from doctagger.index import Index, text_hash
+from doctagger.tasks import label_kind
+
+FORMATS = ("jsonl", "csv", "tsv", "conll")
+
+
+def format_for(path, fmt: str | None) -> str:
+    """The export format: ``fmt`` when given, else from the output file's suffix, else jsonl."""
+    if fmt:
+        return fmt
+    if path:
+        suffix = Path(str(path)).suffix.lower().lstrip(".")
+        aliases = {"json": "jsonl", "ndjson": "jsonl", "bio": "conll", "iob": "conll"}
+        suffix = aliases.get(suffix, suffix)
+        if suffix in FORMATS:
+            return suffix
+    return "jsonl"
+
+
+def _document_record(index: Index, row: dict) -> dict:
+    """``{"path": ...}`` for a file, ``{"text": ...}`` for a document imported as text."""
+    if row["source"] == "import":
+        pages = [r["text"] for r in index.query(
+            "select text from pages where document_id = ? order by page", [row["id"]])]
+        if not pages:
+            pages = [c["text"] for c in index.chunks(row["id"])]
+        return {"text": "\n\n".join(pages)}
+    return {"path": row["path"]}
+
+
+def label_records(index: Index, task) -> list:
+    """The task's labels as LabelRecords, in label-id order."""
+    from doctagger.formats import LabelRecord
+
+    rows = index.query(
+        "select l.id, l.target, l.value, l.document_id, coalesce(c.text, l.text) as text "
+        "from labels l left join chunks c on c.id = l.chunk_id "
+        "where l.task_id = ? order by l.id", [task.id])
+    records, seen = [], set()
+    for n, r in enumerate(rows, 1):
+        value = json.loads(r["value"])
+        if r["target"] == "chunk":
+            key = (text_hash(r["text"]), json.dumps(value, sort_keys=True))
+            if key in seen:
+                continue
+            seen.add(key)
+            records.append(LabelRecord(line=0, value=value, text=r["text"]))
+            continue
+        doc = index.one("select id, path, source from documents where id = ?",
+                        [r["document_id"]])
+        records.append(LabelRecord(line=0, value=value, **_document_record(index, doc)))
+    return records
+
+
+def model_row(index: Index, task, version: int | None = None) -> dict:
+    """A model of the task: ``version``, or the active one."""
+    if version is not None:
+        row = index.one("select * from models where task_id = ? and version = ?",
+                        [task.id, int(version)])
+        if row is None:
+            known = ", ".join(f"v{r['version']}" for r in index.query(
+                "select version from models where task_id = ? order by version", [task.id]))
+            raise NotFoundError(f"task '{task.name}' has no model version {version} "
+                                f"({'versions: ' + known if known else 'train one first'})")
+        return row
+    active = index.scalar("select active_model_id from tasks where id = ?", [task.id])
+    if active is None:
+        raise NotFoundError(f"task '{task.name}' has no active model; train one with "
+                            f"'doctagger train {task.name}', or pass --model VERSION")
+    return index.one("select * from models where id = ?", [active])
+
+
+def prediction_records(index: Index, task, version: int | None = None) -> list:
+    """A model's predictions for the task as LabelRecords (see the module docstring)."""
+    from doctagger.formats import LabelRecord
+
+    model = model_row(index, task, version)
+    records = []
+    if task.level == "document":
+        rows = index.query(
+            "select g.document_id, g.label, g.score from document_tags g "
+            "where g.model_id = ? order by g.document_id, g.score desc, g.label", [model["id"]])
+        by_document: dict[int, list[dict]] = {}
+        for r in rows:
+            by_document.setdefault(r["document_id"], []).append(r)
+        for document_id, tags in by_document.items():
+            doc = index.one("select id, path, source from documents where id = ?", [document_id])
+            if task.multi_label:
+                value = sorted(t["label"] for t in tags)
+                meta = {"score": min(t["score"] for t in tags),
+                        "scores": {t["label"]: t["score"] for t in tags}}
+            else:
+                value, meta = tags[0]["label"], {"score": tags[0]["score"]}
+            meta["model_version"] = model["version"]
+            records.append(LabelRecord(line=0, value=value, meta=meta,
+                                       **_document_record(index, doc)))
+        return records
+    rows = index.query(
+        "select p.value, p.score, c.text, c.page, d.path from predictions p "
+        "join chunks c on c.id = p.chunk_id join documents d on d.id = c.document_id "
+        "where p.model_id = ? order by c.document_id, c.seq", [model["id"]])
+    for r in rows:
+        records.append(LabelRecord(line=0, value=json.loads(r["value"]), text=r["text"], meta={
+            "score": r["score"], "model_version": model["version"], "document": r["path"],
+            "page": r["page"]}))
+    return records
+
+
+def export_labels(index: Index, task_name: str, fh, *, fmt: str = "jsonl",
+                  separator: str = "|", predictions: bool = False,
+                  model: int | None = None) -> int:
+    """Write the task's labels (or a model's predictions) to the text file ``fh``; returns
+    how many records were written. ``fmt``: jsonl, csv, tsv or conll (NER tasks only)."""
+    from doctagger.formats import write_labels
+
+    if fmt not in FORMATS:
+        raise InvalidInputError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+    task = index.task(task_name)
+    if model is not None and not predictions:
+        raise InvalidInputError("--model picks whose predictions to export; add --predictions")
+    kind = label_kind(task)
+    records = (prediction_records(index, task, model) if predictions
+               else label_records(index, task))
+    return write_labels(records, fh, fmt, kind=kind, multi_label_separator=separator)
+
+
+__all__ = ["FORMATS", "format_for", "label_records", "prediction_records", "model_row",
+           "export_labels"]

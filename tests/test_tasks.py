@@ -1,0 +1,253 @@
+"""tasks create/list/show/delete; also home of the fake task types the import/export tests use."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from doctagger.errors import InvalidLabelError
+from doctagger.hookspecs import hookimpl
+from doctagger.index import now, text_hash
+
+
+class FakeClassification:
+    name = "fakeclass"
+    value_kind = "class"
+    levels = ("chunk", "document")
+
+    def check_labels(self, labels, *, multi_label, level):
+        if "forbidden" in labels:
+            raise InvalidLabelError("the label 'forbidden' is reserved; choose another name")
+
+    def validate(self, task, value):
+        names = value if task.multi_label else [value]
+        if task.multi_label and not isinstance(value, list):
+            raise InvalidLabelError("a multi-label value is a list of labels")
+        for n in names:
+            if n not in task.labels:
+                raise InvalidLabelError(f"unknown label '{n}'; the task's labels are "
+                                        f"{', '.join(task.labels)}")
+        return sorted(value) if task.multi_label else value
+
+
+class FakeNER:
+    name = "fakener"
+    value_kind = "spans"
+    levels = ("chunk",)
+
+    def check_labels(self, labels, *, multi_label, level):
+        pass
+
+    def validate(self, task, value):
+        if not isinstance(value, list):
+            raise InvalidLabelError("NER values are lists of spans")
+        for span in value:
+            if span["label"] not in task.labels:
+                raise InvalidLabelError(f"unknown entity label '{span['label']}'")
+        return sorted(value, key=lambda s: s["start"])
+
+
+class FakePlugin:
+    @hookimpl
+    def register_task_types(self, register):
+        register(FakeClassification)
+        register(FakeNER)
+
+
+def add_document(index, path, texts, *, source="file", sha256=None):
+    """A document with one chunk per text, written straight into the index."""
+    stamp = now()
+    with index.write() as db:
+        doc_id = db["documents"].insert({
+            "path": str(path), "sha256": sha256 or text_hash(str(path)) * 2,
+            "source": source, "status": "ok", "pages": 1, "chunk_count": len(texts),
+            "ingested_at": stamp, "format": "txt"}).last_pk
+        db["pages"].insert({"document_id": doc_id, "page": 1, "text": "\n".join(texts)})
+        ids = []
+        for seq, text in enumerate(texts):
+            ids.append(db["chunks"].insert({
+                "document_id": doc_id, "seq": seq, "text": text, "page": 1, "page_end": 1,
+                "text_hash": text_hash(text)}).last_pk)
+    return doc_id, ids
+
+
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fakes(monkeypatch, register_plugin):
+    """Only the fake task types: no installed plugin loads."""
+    from doctagger import plugins
+
+    monkeypatch.setenv("DOCTAGGER_LOAD_PLUGINS", "")
+    plugins.reset()
+    register_plugin(FakePlugin(), "fakes")
+
+
+def test_create_list_show(fakes, invoke):
+    r = invoke("tasks", "create", "topic", "--type", "fakeclass", "--labels", "legal, medical",
+               "--labels", "financial", "--description", "What it is about")
+    assert r.exit_code == 0, r.output
+    assert "Created task 'topic' (fakeclass, chunk-level) with labels: legal, medical, " \
+           "financial" in r.output
+    r = invoke("tasks", "create", "ents", "--type", "fakener", "--labels", "PER,ORG")
+    assert r.exit_code == 0, r.output
+
+    r = invoke("tasks")  # defaults to list
+    assert r.exit_code == 0, r.output
+    assert "topic" in r.output and "ents" in r.output and "fakener" in r.output
+    r = invoke("tasks", "list", "--json")
+    rows = json.loads(r.output)
+    assert [t["name"] for t in rows] == ["ents", "topic"]
+    assert rows[1] == {"name": "topic", "type": "fakeclass", "level": "chunk",
+                       "multi_label": False, "labels": ["legal", "medical", "financial"],
+                       "description": "What it is about", "labelled": 0, "models": 0,
+                       "active_model": None, "created_at": rows[1]["created_at"]}
+
+    r = invoke("tasks", "show", "topic")
+    assert r.exit_code == 0, r.output
+    assert "type:" in r.output and "fakeclass" in r.output and "active model:  none" in r.output
+
+
+def test_create_json_and_options(fakes, invoke):
+    r = invoke("tasks", "create", "kind", "--type", "fakeclass", "--labels", "a,b,c",
+               "--multi-label", "--level", "document", "--json")
+    assert r.exit_code == 0, r.output
+    info = json.loads(r.output)
+    assert info["multi_label"] is True and info["level"] == "document"
+    assert info["label_counts"] == {"a": 0, "b": 0, "c": 0}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["x", "--type", "nope", "--labels", "a"],
+     "no task type 'nope' (known: fakeclass, fakener)"),
+    (["x", "--type", "fakeclass", "--labels", "a,a"], "the label 'a' is given twice"),
+    (["x", "--type", "fakeclass", "--labels", " , "], "give at least one label"),
+    (["x", "--type", "fakeclass", "--labels", "a,forbidden"], "the label 'forbidden' is reserved"),
+    (["bad name", "--type", "fakeclass", "--labels", "a"], "bad task name 'bad name'"),
+    (["x/y", "--type", "fakeclass", "--labels", "a"], "bad task name 'x/y'"),
+    (["x", "--type", "fakener", "--labels", "PER", "--level", "document"],
+     "task type 'fakener' labels chunks, not documents"),
+    (["x", "--type", "fakener", "--labels", "PER", "--multi-label"], "cannot be multi-label"),
+])
+def test_create_errors(fakes, invoke, args, message):
+    r = invoke("tasks", "create", *args)
+    assert r.exit_code == 1
+    assert message in r.output
+    assert json.loads(invoke("tasks", "list", "--json").output) == []
+
+
+def test_create_duplicate_and_usage_errors(fakes, invoke):
+    assert invoke("tasks", "create", "t", "--type", "fakeclass", "--labels", "a").exit_code == 0
+    r = invoke("tasks", "create", "t", "--type", "fakeclass", "--labels", "a")
+    assert r.exit_code == 1 and "a task named 't' already exists" in r.output
+    r = invoke("tasks", "create", "u", "--labels", "a")
+    assert r.exit_code == 2 and "Missing option '--type'" in r.output
+    r = invoke("tasks", "create", "u", "--type", "fakeclass", "--labels", "a", "--level", "page")
+    assert r.exit_code == 2
+
+
+def test_no_tasks_and_unknown_task(fakes, invoke):
+    r = invoke("tasks")
+    assert r.exit_code == 0 and "No tasks" in r.output
+    r = invoke("tasks", "show", "missing")
+    assert r.exit_code == 1 and "no task 'missing' in the index" in r.output
+    r = invoke("tasks", "delete", "missing", "--yes")
+    assert r.exit_code == 1 and "no task 'missing' in the index" in r.output
+
+
+def test_show_counts_labels_per_class(fakes, invoke, index):
+    from doctagger.labels import save_label
+
+    invoke("tasks", "create", "topic", "--type", "fakeclass", "--labels", "a,b,c")
+    invoke("tasks", "create", "ents", "--type", "fakener", "--labels", "PER,ORG")
+    _, chunks = add_document(index, "/d/one.pdf", ["Alice met Bob", "at Acme", "x"])
+    topic, ents = index.task("topic"), index.task("ents")
+    save_label(index, topic, "a", chunk_id=chunks[0])
+    save_label(index, topic, "a", chunk_id=chunks[1])
+    save_label(index, topic, "b", chunk_id=chunks[2], source="import")
+    save_label(index, ents, [{"start": 0, "end": 5, "label": "PER"},
+                             {"start": 10, "end": 13, "label": "PER"}], chunk_id=chunks[0])
+    save_label(index, ents, [{"start": 3, "end": 7, "label": "ORG"}], chunk_id=chunks[1])
+
+    info = json.loads(invoke("tasks", "show", "topic", "--json").output)
+    assert info["label_counts"] == {"a": 2, "b": 1, "c": 0}
+    assert info["labelled_chunks"] == 3 and info["sources"] == {"human": 2, "import": 1}
+    info = json.loads(invoke("tasks", "show", "ents", "--json").output)
+    assert info["label_counts"] == {"PER": 2, "ORG": 1}
+    r = invoke("tasks", "show", "topic")
+    assert "No examples yet for: c." in r.output
+    lines = r.output.splitlines()
+    assert "  a  2" in lines and "  b  1" in lines and "  c  0" in lines
+    r = invoke("tasks", "list")
+    assert "topic" in r.output and " 3 " in r.output
+
+
+def _add_model_rows(index, task, chunk_id, document_id):
+    from doctagger.index import now
+
+    folder = index.models_dir / task.name / "v1"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    with index.write() as db:
+        model_id = db["models"].insert({"task_id": task.id, "version": 1,
+                                        "path": f"models/{task.name}/v1",
+                                        "created_at": now()}).last_pk
+        db["predictions"].insert({"task_id": task.id, "model_id": model_id,
+                                  "chunk_id": chunk_id, "value": '"a"', "score": 0.9,
+                                  "created_at": now()})
+        db["document_tags"].insert({"task_id": task.id, "model_id": model_id,
+                                    "document_id": document_id, "label": "a", "score": 0.9,
+                                    "created_at": now()})
+        db.execute("update tasks set active_model_id = ? where id = ?", [model_id, task.id])
+    return folder
+
+
+def test_delete_asks_then_deletes_everything_of_the_task(fakes, invoke, index):
+    from doctagger.labels import save_label
+
+    invoke("tasks", "create", "topic", "--type", "fakeclass", "--labels", "a,b")
+    invoke("tasks", "create", "other", "--type", "fakeclass", "--labels", "a,b")
+    doc, chunks = add_document(index, "/d/one.pdf", ["one", "two"])
+    topic, other = index.task("topic"), index.task("other")
+    save_label(index, topic, "a", chunk_id=chunks[0])
+    save_label(index, other, "b", chunk_id=chunks[0])
+    folder = _add_model_rows(index, topic, chunks[0], doc)
+    info = json.loads(invoke("tasks", "show", "topic", "--json").output)
+    assert info["active_model"] == 1 and info["predictions"] == 1
+
+    r = invoke("tasks", "delete", "topic", input="n\n")
+    assert r.exit_code == 1 and "Aborted" in r.output
+    assert "Delete task 'topic' with 1 labels, 1 models, 1 predictions and 1 document tags?" \
+        in r.output
+    assert index.scalar("select count(*) from labels") == 2 and folder.is_dir()
+
+    r = invoke("tasks", "delete", "topic", input="y\n")
+    assert r.exit_code == 0, r.output
+    assert "Deleted task 'topic': 1 labels, 1 models, 1 predictions, 1 document tags." in r.output
+    assert not (index.models_dir / "topic").exists()
+    for table in ("labels", "models", "predictions", "document_tags"):
+        assert index.scalar(f"select count(*) from {table} where task_id = ?", [topic.id]) == 0
+    assert index.scalar("select count(*) from labels") == 1  # the other task's label stays
+    assert index.scalar("select count(*) from chunks") == 2  # documents and chunks stay
+    assert [t["name"] for t in json.loads(invoke("tasks", "--json").output)] == ["other"]
+
+
+def test_delete_yes_json(fakes, invoke):
+    invoke("tasks", "create", "topic", "--type", "fakeclass", "--labels", "a,b")
+    r = invoke("tasks", "delete", "topic", "--yes", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output) == {"task": "topic", "deleted": {
+        "labels": 0, "models": 0, "predictions": 0, "document_tags": 0, "folders": []}}
+    assert json.loads(invoke("tasks", "list", "--json").output) == []
+
+
+def test_every_tasks_command_has_help(fakes, invoke):
+    from doctagger.cli.tasks import tasks
+
+    for name, command in tasks.commands.items():
+        assert command.help and "\b" in command.help, name
+        for param in command.params:
+            if param.param_type_name == "option":
+                assert param.help, f"{name} {param.name}"
+        assert invoke("tasks", name, "--help").exit_code == 0
