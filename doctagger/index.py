@@ -7,18 +7,17 @@ leaves the database as it was before or after the whole unit of work.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
 import sqlite3
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
 import sqlite_utils
 
 from doctagger.errors import IndexLockedError, NotFoundError
+from doctagger.hashing import now, text_hash  # noqa: F401 (re-exported)
 from doctagger.migrations import migrations
 
 DEFAULT_INDEX = ".doctagger"
@@ -30,15 +29,6 @@ BUSY_TIMEOUT_MS = 60_000
 def resolve_index_path(value: str | os.PathLike | None = None) -> Path:
     """--index, else $DOCTAGGER_INDEX, else ./.doctagger."""
     return Path(value or os.environ.get(ENV_INDEX) or DEFAULT_INDEX)
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def text_hash(text: str) -> str:
-    """Hash of a text with white space folded: equal for the same words re-extracted."""
-    return hashlib.sha1(" ".join(text.split()).encode("utf-8")).hexdigest()
 
 
 class Index:

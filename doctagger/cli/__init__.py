@@ -67,6 +67,10 @@ class DoctaggerGroup(click.Group):
             raise click.ClickException(f"database error: {exc}") from exc
         except KeyboardInterrupt:
             raise click.Abort() from None
+        except BrokenPipeError:
+            # `doctagger docs | head`: the reader went away; stop quietly.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise click.exceptions.Exit(0) from None
         except Exception as exc:
             if os.environ.get(RAISE_ENV):
                 raise
