@@ -139,3 +139,11 @@ def m002_tasks_labels_models(db):
         )""")
     db.execute("CREATE INDEX idx_document_tags_task_label ON document_tags(task_id, label)")
     db.execute("CREATE INDEX idx_document_tags_document ON document_tags(document_id)")
+
+
+@migrations()
+def m003_prediction_scores(db):
+    # Per-label probabilities of a prediction (JSON {label: p}, NULL when the model gives
+    # none): document-level roll-ups aggregate them, and 'label --strategy uncertain'
+    # explains a stored prediction by its margin.
+    db.execute("ALTER TABLE predictions ADD COLUMN scores TEXT")

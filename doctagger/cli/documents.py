@@ -18,19 +18,61 @@ def parse_tag_filter(value: str, option: str = "--tag") -> tuple[str, str]:
     return task, label
 
 
+def parse_entity_filter(value: str) -> tuple[str, str, str | None]:
+    """``TASK=LABEL`` or ``TASK=LABEL:TEXT`` -> (task, label, text or None)."""
+    task, rest = parse_tag_filter(value, "--entity")
+    label, _, text = rest.partition(":")
+    if not label:
+        raise click.BadParameter(f"expected TASK=LABEL or TASK=LABEL:TEXT, got {value!r}",
+                                 param_hint="--entity")
+    return task, label, text.strip() or None
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{' '.join(escaped.split())}%"
+
+
 def document_tag_condition(index, tags: tuple[str, ...], min_score: float | None,
-                           alias: str = "d") -> tuple[str, list]:
-    """SQL condition (on documents `alias`) for --tag TASK=LABEL filters (all must hold)."""
+                           alias: str = "d", entities: tuple[str, ...] = (),
+                           chunk_alias: str | None = None) -> tuple[str, list]:
+    """SQL condition (on documents `alias`) for the filters; all must hold.
+
+    - ``--tag TASK=LABEL``: the document carries that tag;
+    - ``--entity TASK=LABEL[:TEXT]``: the document has an entity of that label (whose
+      text contains TEXT, case-insensitively); with ``chunk_alias``, only the chunks in
+      which the tag's model found such an entity match;
+    - ``min_score``: only tags (and entities) scored at least this count.
+    """
     parts, params = [], []
+    score = " and t.score >= ?" if min_score is not None else ""
     for value in tags:
         task_name, label = parse_tag_filter(value)
         task = index.task_row(task_name)
+        parts.append(f"exists (select 1 from document_tags t where t.document_id = {alias}.id "
+                     f"and t.task_id = ? and t.label = ?{score})")
+        params += [task["id"], label] + ([min_score] if min_score is not None else [])
+    for value in entities:
+        task_name, label, text = parse_entity_filter(value)
+        task = index.task_row(task_name)
         cond = (f"exists (select 1 from document_tags t where t.document_id = {alias}.id "
-                f"and t.task_id = ? and t.label = ?")
-        params += [task["id"], label]
-        if min_score is not None:
-            cond += " and t.score >= ?"
-            params.append(min_score)
+                f"and t.task_id = ? and t.label = ? "
+                f"and json_extract(t.extra, '$.text') is not null{score}")
+        params += [task["id"], label] + ([min_score] if min_score is not None else [])
+        if text:
+            cond += " and json_extract(t.extra, '$.text') like ? escape '\\'"
+            params.append(_like(text))
+        if chunk_alias:  # the chunks whose prediction (by the tag's model) has the entity
+            c = chunk_alias
+            start, end = "json_extract(s.value, '$.start')", "json_extract(s.value, '$.end')"
+            cond += (f" and exists (select 1 from predictions p, json_each(p.value) s "
+                     f"where p.chunk_id = {c}.id and p.model_id = t.model_id "
+                     f"and p.review = 0 and json_extract(s.value, '$.label') = t.label")
+            if text:
+                cond += (f" and substr({c}.text, {start} + 1, {end} - {start}) "
+                         f"like ? escape '\\'")
+                params.append(_like(text))
+            cond += ")"
         parts.append(cond + ")")
     return " and ".join(parts), params
 
@@ -40,10 +82,14 @@ def document_tag_condition(index, tags: tuple[str, ...], min_score: float | None
               "(failed, encrypted, needs OCR, empty), with the reason.")
 @click.option("--tag", "tags", multiple=True, metavar="TASK=LABEL",
               help="Only documents tagged LABEL for TASK (repeat to require several).")
-@click.option("--min-score", type=float, help="With --tag: only tags scored at least this.")
+@click.option("--entity", "entities", multiple=True, metavar="TASK=LABEL[:TEXT]",
+              help="Only documents with an entity of LABEL for TASK, whose text contains "
+                   "TEXT when given (case-insensitive).")
+@click.option("--min-score", type=float,
+              help="With --tag/--entity: only tags scored at least this.")
 @click.option("--limit", type=int, default=None, help="Show at most this many.")
 @json_option
-def docs(failed, tags, min_score, limit, json_):
+def docs(failed, tags, entities, min_score, limit, json_):
     """List the documents in the index.
 
     \b
@@ -51,13 +97,14 @@ def docs(failed, tags, min_score, limit, json_):
       doctagger docs
       doctagger docs --failed
       doctagger docs --tag topic=cardiovascular --json
+      doctagger docs --entity people=ORG:acme --min-score 0.8
     """
     index = get_index()
     where, params = ["1"], []
     if failed:
         where.append("d.status != 'ok'")
-    if tags:
-        cond, cond_params = document_tag_condition(index, tags, min_score)
+    if tags or entities:
+        cond, cond_params = document_tag_condition(index, tags, min_score, entities=entities)
         where.append(cond)
         params += cond_params
     sql = ("select d.id, d.path, d.title, d.author, d.pages, d.chunk_count as chunks, d.status, "
@@ -126,12 +173,7 @@ def show(doc, full_text, json_):
     if tags:
         click.echo("\nTags:")
         for t in tags:
-            where = ""
-            if t["extra"].get("text"):
-                where = f" {t['extra']['text']!r}"
-            pages = ", ".join(str(p) for p in t["pages"][:5])
-            click.echo(f"  {t['task']}={t['label']}{where}  score {t['score']:.2f}  "
-                       f"model v{t['model_version']}  pages {pages or '-'}")
+            click.echo("  " + _tag_line(t))
     if labels:
         click.echo("\nLabels:")
         for lab in labels:
@@ -150,6 +192,21 @@ def show(doc, full_text, json_):
         for p in by_chunk.get(c["id"], []):
             click.echo(f"      -> {p['task']}: {json.dumps(p['value'], ensure_ascii=False)} "
                        f"({p['score']:.2f}, v{p['model_version']}{', review' if p['review'] else ''})")
+
+
+def _tag_line(t: dict) -> str:
+    """``topic=cardio  score 0.94  model v2  pages 1, 3 (chunks 12, 40)``; entities add
+    their text and how often they occur."""
+    what = f"{t['task']}={t['label']}"
+    extra = t.get("extra") or {}
+    if extra.get("text"):
+        what += f" {extra['text']!r}"
+        if extra.get("count", 1) > 1:
+            what += f" x{extra['count']}"
+    pages = ", ".join(str(p) for p in t["pages"][:8]) + (" …" if len(t["pages"]) > 8 else "")
+    chunks = ", ".join(str(c) for c in t["chunks"][:3])
+    return (f"{what}  score {t['score']:.2f}  model v{t['model_version']}  "
+            f"pages {pages or '-'}" + (f" (chunks {chunks})" if chunks else ""))
 
 
 @click.command()
@@ -202,11 +259,15 @@ def status(json_):
 @click.command()
 @click.argument("text", required=False)
 @click.option("--tag", "tags", multiple=True, metavar="TASK=LABEL",
-              help="Only chunks of documents tagged LABEL for TASK.")
-@click.option("--min-score", type=float, help="With --tag: only tags scored at least this.")
+              help="Only chunks of documents tagged LABEL for TASK (repeat to require several).")
+@click.option("--entity", "entities", multiple=True, metavar="TASK=LABEL[:TEXT]",
+              help="Only chunks where an entity of LABEL for TASK was found, whose text "
+                   "contains TEXT when given (case-insensitive).")
+@click.option("--min-score", type=float,
+              help="With --tag/--entity: only tags scored at least this.")
 @click.option("--limit", type=int, default=20, show_default=True, help="At most this many results.")
 @json_option
-def search(text, tags, min_score, limit, json_):
+def search(text, tags, entities, min_score, limit, json_):
     """Full-text search over chunks, best matches first.
 
     TEXT uses SQLite FTS5 syntax ("exact phrase", OR, NOT, prefix*); anything that is not
@@ -216,13 +277,15 @@ def search(text, tags, min_score, limit, json_):
     Examples:
       doctagger search "myocardial infarction"
       doctagger search tumor --tag topic=neoplasms --json
+      doctagger search --entity people=ORG:acme --min-score 0.8
     """
     index = get_index()
-    if not text and not tags:
+    if not text and not tags and not entities:
         raise InvalidInputError("give TEXT to search for, or a filter such as --tag TASK=LABEL")
     where, params = "", []
-    if tags:
-        where, params = document_tag_condition(index, tags, min_score)
+    if tags or entities:
+        where, params = document_tag_condition(index, tags, min_score, entities=entities,
+                                               chunk_alias="c")
     rows = index.search(text, limit=limit, where=where, params=params)
     if json_:
         echo_json(rows)

@@ -1,0 +1,90 @@
+"""``doctagger tag``: run a model version over the index (doctagger.tagging)."""
+from __future__ import annotations
+
+import contextlib
+
+import click
+
+from doctagger.cli.common import echo_json, get_index, is_tty, json_option
+
+
+@click.command()
+@click.argument("task")
+@click.option("--model", "version", metavar="VERSION",
+              help="Model version to tag with (default: the task's active version; "
+                   "see 'doctagger models TASK').")
+@click.option("--all", "all_", is_flag=True,
+              help="Tag every chunk again, not only those without a prediction from this "
+                   "model version.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Chunks per prediction batch (lower it if memory runs short).")
+@click.option("--min-score", type=click.FloatRange(0, 1),
+              help="Below this score no tag is written and the item is queued for "
+                   "'doctagger label TASK --review'.")
+@click.option("--write-pdf", "write_pdf", metavar="DIR", type=click.Path(file_okay=False),
+              help="Also write copies of the tagged PDFs into DIR, with the tags in their "
+                   "metadata (keywords, subject) and entities highlighted. The originals "
+                   "are never modified.")
+@json_option
+def tag(task, version, all_, batch_size, min_score, write_pdf, json_):
+    """Tag the index with a trained model: predictions for every chunk that has none from
+    this model version yet, rolled up into document tags.
+
+    A re-run tags only chunks added since; --all tags everything again. Tags are what
+    'doctagger docs --tag', 'search --tag/--entity' and 'show' use.
+
+    \b
+    Examples:
+      doctagger tag topic
+      doctagger tag topic --min-score 0.7      # unsure ones go to 'label --review'
+      doctagger tag people --model 2 --all --write-pdf tagged/
+    """
+    from doctagger.tagging import count_to_tag, require_model, tag_task
+
+    index = get_index()
+    progress = None
+    bar_cm = contextlib.nullcontext()
+    if is_tty() and not json_:
+        from doctagger.plugins import get_task_type
+
+        task_obj = index.task(task)
+        model = require_model(index, task_obj, get_task_type(task_obj.type), version)
+        total = count_to_tag(index, model["id"], all=all_)
+        if total:
+            bar_cm = click.progressbar(length=total, label=f"Tagging {task}",
+                                       file=click.get_text_stream("stderr"))
+    with bar_cm as bar:
+        if bar is not None:
+            progress = bar.update
+        summary = tag_task(index, task, version=version, all=all_, batch_size=batch_size,
+                           min_score=min_score, progress=progress)
+    if write_pdf:
+        from doctagger.pdf_writeback import write_pdfs
+
+        summary["pdf"] = write_pdfs(index, index.task(task), write_pdf)
+    if json_:
+        echo_json(summary)
+        return
+    _report(summary, write_pdf)
+
+
+def _report(s: dict, write_pdf) -> None:
+    if not s["chunks"]:
+        click.echo(f"Nothing to tag: every chunk has a prediction from {s['task']} "
+                   f"v{s['model_version']} (use --all to tag them again).")
+    else:
+        click.echo(f"Tagged {s['chunks']} chunks of {s['documents']} documents with "
+                   f"{s['task']} v{s['model_version']} in {s['seconds']} s: "
+                   f"{s['document_tags']} document tags.")
+    if s["review"]:
+        what = "documents without a tag" if s["level"] == "document" else "predictions"
+        click.echo(f"{s['review']} {what} under --min-score are queued for review: "
+                   f"doctagger label {s['task']} --review")
+    if write_pdf:
+        pdf = s["pdf"]
+        click.echo(f"Wrote {len(pdf['written'])} tagged PDF copies into {write_pdf}.")
+        for skipped in pdf["skipped"]:
+            click.echo(f"  skipped {skipped['path']}: {skipped['reason']}", err=True)
+
+
+COMMANDS = [tag]

@@ -1,0 +1,435 @@
+"""Tagging: run a model version over the index, write predictions and document tags.
+
+How ``tag_task`` keeps memory flat and other writers unblocked, however large the index:
+
+- chunks are read with keyset pagination (``where id > ? order by id limit N``), a page
+  of a few thousand at a time; each page is sorted by length into batches, so padding is
+  small, and predicted under ``torch.inference_mode`` *outside* any transaction;
+- each batch is written in one short transaction, as an upsert on the
+  ``UNIQUE (model_id, chunk_id)`` key: a run killed at any moment leaves no duplicates,
+  and the next run carries on with the chunks that still lack a prediction;
+- after each page, the documents it touched are rolled up into document tags (the task
+  type's ``rollup``), read outside a transaction, then written a few documents per
+  transaction: that task's tags of a document are replaced as a whole.
+
+``--min-score``: a chunk prediction scored below it is stored with ``review = 1`` (queued
+for ``doctagger label TASK --review``) and does not count towards document tags; a
+document tag scored below it is not written. For document-level tasks every chunk counts
+towards the aggregate, and a document left without any tag has its predictions queued.
+
+:func:`rollup_classes` and :func:`rollup_spans` are the default roll-ups, used when a task
+type does not implement ``rollup``; plugins may call them from their own.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+
+from doctagger.errors import NotFoundError, PluginError
+from doctagger.tasktypes import ChunkPrediction, DocumentTag, Prediction, Task
+
+if TYPE_CHECKING:  # the index module pulls in sqlite-utils: keep `--help` fast
+    from doctagger.index import Index
+
+PAGE_SIZE = 2048  # chunks read per page
+DOCUMENTS_PER_WRITE = 32  # documents whose tags are replaced in one transaction
+TOP_CHUNKS = 3  # supporting chunks kept per class tag
+TOP_OCCURRENCES = 10  # supporting chunks kept per entity tag
+
+
+# -- model versions -----------------------------------------------------------------------
+def resolve_model(index: Index, task: Task, task_type, version: int | str | None = None,
+                  *, create_rules: bool = True) -> dict | None:
+    """The model version record (doctagger.registry) to tag with: ``version``, else the
+    task's active version.
+
+    A task type that needs no training (rule-based) gets a "rules" version registered and
+    activated on first use, so that its predictions and tags have a model version too.
+    Returns None when there is no model and none can be made."""
+    from doctagger import registry
+
+    if version is not None:
+        return registry.get_version(index, task, version)
+    try:
+        return registry.get_version(index, task)
+    except NotFoundError:
+        pass
+    if getattr(task_type, "needs_training", True) or not create_rules:
+        return None
+    return register_rules_version(index, task)
+
+
+def register_rules_version(index: Index, task: Task) -> dict:
+    """Register (and activate) an empty model version for a rule-based task type."""
+    from doctagger import registry
+
+    version, tmp_dir = registry.new_version_dir(index, task)
+    return registry.register_version(
+        index, task, version, tmp_dir, base_model=None, method="rules", params={},
+        data_fingerprint=None, metrics={},
+        info={"rules": True, "note": "rule-based task type: nothing was trained"})
+
+
+def require_model(index: Index, task: Task, task_type, version=None) -> dict:
+    row = resolve_model(index, task, task_type, version)
+    if row is None:
+        raise NotFoundError(f"task '{task.name}' has no trained model yet; train one with "
+                            f"'doctagger train {task.name}' (or pick one with --model)")
+    return row
+
+
+def load_predictor(index: Index, task: Task, task_type, model: dict):
+    """The task type's predictor for a models row."""
+    from doctagger import registry
+
+    return task_type.load(task, registry.model_dir(index, task, model["version"]))
+
+
+def predict(predictor, texts: list[str]) -> list[Prediction]:
+    """``predictor.predict(texts)`` under ``torch.inference_mode``, checked."""
+    if not texts:
+        return []
+    try:
+        import torch
+        mode = torch.inference_mode()
+    except ImportError:  # pragma: no cover - torch is a dependency
+        mode = contextlib.nullcontext()
+    with mode:
+        out = list(predictor.predict(list(texts)))
+    if len(out) != len(texts):
+        raise PluginError(f"the task type's predictor returned {len(out)} predictions for "
+                          f"{len(texts)} texts; report this to the plugin's authors")
+    return out
+
+
+# -- tagging ------------------------------------------------------------------------------
+def count_to_tag(index: Index, model_id: int, *, all: bool = False) -> int:
+    if all:
+        return index.scalar("select count(*) from chunks") or 0
+    return index.scalar(
+        "select count(*) from chunks c where not exists (select 1 from predictions p "
+        "where p.model_id = ? and p.chunk_id = c.id)", [model_id]) or 0
+
+
+def iter_chunk_pages(index: Index, model_id: int, *, all: bool = False,
+                     page_size: int = PAGE_SIZE) -> Iterator[list[dict]]:
+    """Pages of chunks to tag, in id order, keyset-paginated (never an OFFSET)."""
+    missing = ("" if all else " and not exists (select 1 from predictions p "
+               "where p.model_id = ? and p.chunk_id = c.id)")
+    sql = (f"select c.id, c.document_id, c.page, c.text from chunks c where c.id > ?{missing} "
+           f"order by c.id limit ?")
+    last = 0
+    while True:
+        params = [last] + ([] if all else [model_id]) + [page_size]
+        rows = index.query(sql, params)
+        if not rows:
+            return
+        yield rows
+        last = rows[-1]["id"]
+        if len(rows) < page_size:
+            return
+
+
+def batches_by_length(rows: list[dict], batch_size: int) -> Iterator[list[dict]]:
+    ordered = sorted(rows, key=lambda r: len(r["text"]))
+    for i in range(0, len(ordered), batch_size):
+        yield ordered[i:i + batch_size]
+
+
+def _json_value(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=isinstance(value, dict))
+
+
+def _json_scores(scores: dict | None) -> str | None:
+    if not scores:
+        return None
+    return json.dumps({str(k): round(float(v), 6) for k, v in scores.items()},
+                      ensure_ascii=False)
+
+
+def stored_prediction(row: dict) -> Prediction:
+    """A Prediction from a ``predictions`` row (value, score, scores)."""
+    scores = row.get("scores")
+    return Prediction(json.loads(row["value"]), row["score"],
+                      json.loads(scores) if scores else None)
+
+
+def write_predictions(index: Index, task: Task, model_id: int, rows: list[dict],
+                      predictions: list[Prediction], uncertainties: list[float | None],
+                      review: list[int]) -> None:
+    """Upsert one batch of predictions in one short transaction."""
+    from doctagger.index import now
+
+    stamp = now()
+    values = [(task.id, model_id, r["id"], _json_value(p.value), float(p.score),
+               _json_scores(p.scores), u, rv, stamp)
+              for r, p, u, rv in zip(rows, predictions, uncertainties, review)]
+    with index.write("writing predictions") as db:
+        db.conn.executemany(
+            "insert into predictions (task_id, model_id, chunk_id, value, score, scores, "
+            "uncertainty, review, created_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "on conflict (model_id, chunk_id) do update set value = excluded.value, "
+            "score = excluded.score, scores = excluded.scores, "
+            "uncertainty = excluded.uncertainty, review = excluded.review, "
+            "created_at = excluded.created_at", values)
+
+
+def uncertainty_of(task_type, task: Task, prediction: Prediction) -> float:
+    """The task type's uncertainty of a prediction (default: 1 - score)."""
+    fn = getattr(task_type, "uncertainty", None)
+    if fn is None:
+        return 1.0 - float(prediction.score)
+    try:
+        return float(fn(task, prediction))
+    except NotImplementedError:
+        return 1.0 - float(prediction.score)
+
+
+def tag_task(index: Index, task_name: str, *, version: int | str | None = None,
+             all: bool = False, batch_size: int = 64, min_score: float | None = None,
+             progress: Callable[[int], None] | None = None,
+             page_size: int = PAGE_SIZE) -> dict:
+    """Tag the chunks of the index that lack a prediction from the model version (every
+    chunk with ``all``), then roll the predictions up into document tags.
+
+    ``progress(n)`` is called after each batch with the number of chunks it held.
+    Returns a summary (the ``--json`` output of ``doctagger tag``)."""
+    from doctagger.plugins import get_task_type
+
+    started = time.monotonic()
+    task = index.task(task_name)
+    task_type = get_task_type(task.type)
+    model = require_model(index, task, task_type, version)
+    to_tag = count_to_tag(index, model["id"], all=all)
+    summary = {"task": task.name, "level": task.level, "model_version": model["version"],
+               "model_id": model["id"],
+               "chunks": 0, "documents": 0, "document_tags": 0, "review": 0,
+               "untagged_documents": 0, "min_score": min_score, "to_tag": to_tag}
+    def roll(documents):
+        rolled = rollup_documents(index, task, task_type, model["id"], sorted(documents),
+                                  min_score=min_score)
+        summary["documents"] += len(documents)
+        summary["document_tags"] += rolled["tags"]
+        summary["untagged_documents"] += rolled["untagged"]
+
+    if to_tag:
+        predictor = load_predictor(index, task, task_type, model)
+        chunk_level = task.level != "document"
+        carry = None  # the page's last document may go on in the next page: roll it up then
+        for page in iter_chunk_pages(index, model["id"], all=all, page_size=page_size):
+            for batch in batches_by_length(page, max(1, int(batch_size))):
+                preds = predict(predictor, [r["text"] for r in batch])
+                review = [int(chunk_level and min_score is not None
+                              and float(p.score) < min_score) for p in preds]
+                write_predictions(index, task, model["id"], batch, preds,
+                                  [uncertainty_of(task_type, task, p) for p in preds], review)
+                summary["chunks"] += len(batch)
+                if progress:
+                    progress(len(batch))
+            documents = {r["document_id"] for r in page} | ({carry} if carry else set())
+            carry = page[-1]["document_id"]
+            roll(documents - {carry})
+        if carry is not None:
+            roll({carry})
+    # items queued for review: chunks, or documents for document-level tasks
+    summary["review"] = index.scalar(
+        "select count(*) from predictions where model_id = ? and review = 1"
+        if task.level != "document" else
+        "select count(distinct c.document_id) from predictions p join chunks c "
+        "on c.id = p.chunk_id where p.model_id = ? and p.review = 1", [model["id"]]) or 0
+    summary["seconds"] = round(time.monotonic() - started, 2)
+    return summary
+
+
+# -- roll-up ------------------------------------------------------------------------------
+def document_predictions(index: Index, model_id: int, document_id: int, *,
+                         reviewed_out: bool = True) -> list[ChunkPrediction]:
+    """One document's chunk predictions from a model, in document order."""
+    review = " and p.review = 0" if reviewed_out else ""
+    rows = index.query(
+        "select c.id, c.page, c.text, p.value, p.score, p.scores from predictions p "
+        "join chunks c on c.id = p.chunk_id "
+        f"where p.model_id = ? and c.document_id = ?{review} order by c.seq",
+        [model_id, document_id])
+    return [ChunkPrediction(chunk_id=r["id"], page=r["page"], text=r["text"],
+                            prediction=stored_prediction(r)) for r in rows]
+
+
+def rollup(task: Task, task_type, items: list[ChunkPrediction]) -> list[DocumentTag]:
+    """The task type's roll-up, or the default one when it has none."""
+    fn = getattr(task_type, "rollup", None)
+    if fn is not None:
+        try:
+            return list(fn(task, items))
+        except NotImplementedError:
+            pass
+    if getattr(task_type, "value_kind", "class") == "spans":
+        return rollup_spans(task, items)
+    return rollup_classes(task, items)
+
+
+def rollup_documents(index: Index, task: Task, task_type, model_id: int,
+                     document_ids: Iterable[int], *, min_score: float | None = None) -> dict:
+    """Replace the task's document tags of these documents with the roll-up of the model's
+    chunk predictions. Returns {"tags": written, "untagged": documents left without one}."""
+    from doctagger.index import now
+
+    document_ids = list(document_ids)
+    chunk_level = task.level != "document"
+    out = {"tags": 0, "untagged": 0}
+    for i in range(0, len(document_ids), DOCUMENTS_PER_WRITE):
+        group = document_ids[i:i + DOCUMENTS_PER_WRITE]
+        computed = []
+        for document_id in group:
+            items = document_predictions(index, model_id, document_id, reviewed_out=chunk_level)
+            tags = rollup(task, task_type, items) if items else []
+            if min_score is not None:
+                tags = [t for t in tags if float(t.score) >= min_score]
+            pages = {c.chunk_id: c.page for c in items}
+            computed.append((document_id, tags, pages, bool(items)))
+        stamp = now()
+        with index.write("writing document tags") as db:
+            for document_id, tags, pages, had_items in computed:
+                db.execute("delete from document_tags where task_id = ? and document_id = ?",
+                           [task.id, document_id])
+                for tag in tags:
+                    db["document_tags"].insert(_tag_row(task, model_id, document_id, tag,
+                                                        pages, stamp))
+                if not chunk_level and min_score is not None:
+                    # a document-level item is the document: queue it when it got no tag
+                    db.execute("update predictions set review = ? where model_id = ? and "
+                               "chunk_id in (select id from chunks where document_id = ?)",
+                               [int(not tags), model_id, document_id])
+                out["tags"] += len(tags)
+                out["untagged"] += int(had_items and not tags)
+    return out
+
+
+def _tag_row(task: Task, model_id: int, document_id: int, tag: DocumentTag,
+             pages: dict[int, int | None], stamp: str) -> dict:
+    chunk_ids = [int(c) for c in tag.chunk_ids]
+    tag_pages: list[int] = []
+    for c in chunk_ids:
+        page = pages.get(c)
+        if page is not None and page not in tag_pages:
+            tag_pages.append(page)
+    extra_page = (tag.extra or {}).get("page")
+    if extra_page is not None and extra_page not in tag_pages:
+        tag_pages.insert(0, extra_page)
+    return {"task_id": task.id, "model_id": model_id, "document_id": document_id,
+            "label": str(tag.label), "score": round(float(tag.score), 6),
+            "chunks": json.dumps(chunk_ids), "pages": json.dumps(tag_pages),
+            "extra": json.dumps(tag.extra or {}, ensure_ascii=False), "created_at": stamp}
+
+
+def _label_probabilities(task: Task, prediction: Prediction) -> dict[str, float]:
+    """Per-label probabilities of one prediction: its ``scores`` when it has them, else
+    its score on the label(s) it predicted."""
+    if prediction.scores:
+        return {str(k): float(v) for k, v in prediction.scores.items()}
+    value = prediction.value
+    labels = value if isinstance(value, list) else [value]
+    return {str(label): float(prediction.score) for label in labels if label is not None}
+
+
+def rollup_classes(task: Task, items: list[ChunkPrediction],
+                   top: int = TOP_CHUNKS) -> list[DocumentTag]:
+    """Default roll-up for classification.
+
+    - chunk-level task: a document carries a label when one of its chunks does; the tag's
+      score is the best such chunk's score, its support the best ``top`` of those chunks;
+    - document-level task: the chunk probabilities are aggregated: single-label, the mean
+      probability of each label over the chunks, and the best label is the tag;
+      multi-label, a label is a tag when the mean of its ``top`` best chunk probabilities
+      reaches 0.5. Support: the chunks with the highest probability of the label.
+    """
+    if not items:
+        return []
+    tags: list[DocumentTag] = []
+    if task.level != "document":
+        support: dict[str, list[tuple[float, int]]] = defaultdict(list)
+        for item in items:
+            value = item.prediction.value
+            labels = value if isinstance(value, list) else [value]
+            probs = _label_probabilities(task, item.prediction)
+            for label in labels:
+                if label is None:
+                    continue
+                score = probs.get(str(label), float(item.prediction.score))
+                support[str(label)].append((score, item.chunk_id))
+        for label, found in support.items():
+            found.sort(key=lambda s: (-s[0], s[1]))
+            tags.append(DocumentTag(label=label, score=found[0][0],
+                                    chunk_ids=[c for _, c in found[:top]],
+                                    extra={"chunks_with_label": len(found)}))
+        tags.sort(key=lambda t: (-t.score, t.label))
+        return tags
+    per_label: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    for item in items:
+        for label, p in _label_probabilities(task, item.prediction).items():
+            per_label[label].append((p, item.chunk_id))
+    n = len(items)
+    for label, found in per_label.items():
+        found.sort(key=lambda s: (-s[0], s[1]))
+        if task.multi_label:
+            best = found[:top]
+            score = sum(p for p, _ in best) / len(best)
+        else:
+            score = sum(p for p, _ in found) / n  # chunks without the label count as 0
+        tags.append(DocumentTag(label=label, score=score, chunk_ids=[c for _, c in found[:top]],
+                                extra={"aggregate": "mean-top" if task.multi_label else "mean",
+                                       "chunks": n}))
+    tags.sort(key=lambda t: (-t.score, t.label))
+    if task.multi_label:
+        return [t for t in tags if t.score >= 0.5]
+    return tags[:1]
+
+
+def _norm_entity(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def rollup_spans(task: Task, items: list[ChunkPrediction],
+                 top: int = TOP_OCCURRENCES) -> list[DocumentTag]:
+    """Default roll-up for NER: one tag per distinct entity (label and text, case and
+    white space folded) in the document; its score is the best occurrence's, its support
+    the chunks it occurs in, and ``extra`` holds the text, page and chunk offsets of the
+    first occurrence and the number of occurrences."""
+    entities: dict[tuple[str, str], dict] = {}
+    for item in items:
+        value = item.prediction.value or []
+        for span in value:
+            if not isinstance(span, dict):
+                continue
+            start, end = int(span["start"]), int(span["end"])
+            surface = " ".join(item.text[start:end].split())
+            if not surface:
+                continue
+            score = float(span.get("score", item.prediction.score))
+            key = (str(span["label"]), _norm_entity(surface))
+            entry = entities.get(key)
+            if entry is None:
+                entry = entities[key] = {
+                    "label": key[0], "score": score, "chunks": [], "count": 0,
+                    "extra": {"text": surface, "page": item.page, "chunk_id": item.chunk_id,
+                              "start": start, "end": end}}
+            entry["score"] = max(entry["score"], score)
+            entry["count"] += 1
+            if item.chunk_id not in entry["chunks"]:
+                entry["chunks"].append(item.chunk_id)
+    tags = []
+    for entry in entities.values():
+        extra = dict(entry["extra"], count=entry["count"])
+        tags.append(DocumentTag(label=entry["label"], score=entry["score"],
+                                chunk_ids=entry["chunks"][:top], extra=extra))
+    tags.sort(key=lambda t: (t.label, -t.score, t.extra["text"].casefold()))
+    return tags
+
+
+__all__ = ["tag_task", "resolve_model", "require_model", "load_predictor", "predict",
+           "uncertainty_of", "stored_prediction",
+           "rollup", "rollup_documents", "rollup_classes", "rollup_spans",
+           "document_predictions", "register_rules_version"]

@@ -1,0 +1,119 @@
+"""docs/search filters on document tags (--tag, --entity, --min-score) and tags in show."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.test_tag import CARDIO, NEURO, add_document, add_model, create_task, fakes  # noqa: F401
+
+
+@pytest.fixture
+def tagged(fakes, index, invoke):
+    """Three documents tagged for a classification task and a rule-based NER task."""
+    a = add_document(index, "/docs/a.pdf", [[CARDIO, "Today Acme Corp hired Alice."],
+                                            ["Later Acme Corp fired Alice."]])
+    b = add_document(index, "/docs/b.pdf", [[NEURO, "Then Globex Corp sued Bob."]])
+    c = add_document(index, "/docs/c.pdf", [["a cardio or neuro note"]])
+    create_task(index, "topic")
+    add_model(index, "topic", 1)
+    create_task(index, "people", "capsner", labels=("PER", "ORG"))
+    for task in ("topic", "people"):
+        r = invoke("tag", task)
+        assert r.exit_code == 0, r.output
+    return {"a": a, "b": b, "c": c}
+
+
+def doc_ids(output):
+    return [d["id"] for d in json.loads(output)]
+
+
+def test_docs_tag_filter(tagged, invoke):
+    a, b, c = (tagged[k][0] for k in "abc")
+    r = invoke("docs", "--tag", "topic=cardio", "--json")
+    assert r.exit_code == 0, r.output
+    assert doc_ids(r.output) == [a, c]
+    r = invoke("docs", "--tag", "topic=cardio", "--min-score", "0.7", "--json")
+    assert doc_ids(r.output) == [a]  # c's cardio tag scores 0.48
+    r = invoke("docs", "--tag", "topic=cardio", "--tag", "topic=neuro", "--json")
+    assert doc_ids(r.output) == []
+    r = invoke("docs", "--tag", "topic=neuro")
+    assert "/docs/b.pdf" in r.output and "/docs/a.pdf" not in r.output
+
+
+def test_docs_entity_filter(tagged, invoke):
+    a, b = tagged["a"][0], tagged["b"][0]
+    r = invoke("docs", "--entity", "people=ORG", "--json")
+    assert doc_ids(r.output) == [a, b]
+    r = invoke("docs", "--entity", "people=ORG:globex", "--json")
+    assert doc_ids(r.output) == [b]
+    r = invoke("docs", "--entity", "people=PER:alice", "--entity", "people=ORG:acme corp", "--json")
+    assert doc_ids(r.output) == [a]
+    r = invoke("docs", "--entity", "people=PER", "--min-score", "0.8", "--json")
+    assert doc_ids(r.output) == []  # the fake scores people 0.6
+    r = invoke("docs", "--entity", "people=ORG:100%", "--json")
+    assert doc_ids(r.output) == []  # % is literal, not a wildcard
+
+
+def test_search_tag_and_entity_filters(tagged, invoke):
+    a, a_chunks = tagged["a"]
+    b, b_chunks = tagged["b"]
+    r = invoke("search", "cardio", "--tag", "topic=cardio", "--json")
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.output)
+    assert {row["document_id"] for row in rows} == {a, tagged["c"][0]}
+    r = invoke("search", "cardio", "--tag", "topic=cardio", "--min-score", "0.7", "--json")
+    assert {row["document_id"] for row in json.loads(r.output)} == {a}
+    # --entity without TEXT to search: the chunks where the entity was found
+    r = invoke("search", "--entity", "people=ORG:acme", "--json")
+    assert [row["chunk_id"] for row in json.loads(r.output)] == [a_chunks[1], a_chunks[2]]
+    r = invoke("search", "sued", "--entity", "people=PER:bob", "--json")
+    assert [row["chunk_id"] for row in json.loads(r.output)] == [b_chunks[1]]
+    r = invoke("search", "--entity", "people=PER:bob")
+    assert "/docs/b.pdf  p1" in r.output and "Globex" in r.output
+
+
+def test_filter_errors(tagged, invoke):
+    r = invoke("search", "x", "--tag", "topic")
+    assert r.exit_code == 2 and "expected TASK=LABEL, got 'topic'" in r.output
+    r = invoke("search", "x", "--entity", "people=")
+    assert r.exit_code == 2 and "expected TASK=LABEL" in r.output
+    r = invoke("docs", "--entity", "nope=ORG")
+    assert r.exit_code == 1 and "no task 'nope'" in r.output
+    r = invoke("search")
+    assert r.exit_code == 1 and "give TEXT to search for" in r.output
+
+
+def test_show_lists_tags_with_score_version_and_pages(tagged, invoke):
+    a = tagged["a"][0]
+    r = invoke("show", a)
+    assert r.exit_code == 0, r.output
+    assert "Tags:" in r.output
+    assert "people=ORG 'Acme Corp' x2  score 0.90  model v1  pages 1, 2" in r.output
+    assert "topic=cardio  score 0.94  model v1  pages 1 (chunks" in r.output
+    r = invoke("show", a, "--json")
+    tags = json.loads(r.output)["tags"]
+    acme = next(t for t in tags if t["extra"].get("text") == "Acme Corp")
+    assert acme["pages"] == [1, 2] and acme["model_version"] == 1 and acme["extra"]["count"] == 2
+
+
+def test_entity_search_and_highlights_do_not_depend_on_supporting_chunks(
+        fakes, index, invoke, tmp_path):
+    """A task type's roll-up may keep only a few supporting chunks per entity; search and
+    PDF highlights still find every mention (from the predictions)."""
+    import pymupdf
+
+    from tests.test_tag import add_pdf
+
+    pages = [[f"On day {i} Acme Corp filed."] for i in range(1, 6)]
+    doc, chunks = add_pdf(index, tmp_path / "acme.pdf", pages)
+    create_task(index, "people", "capsner", labels=("PER", "ORG"))
+    assert invoke("tag", "people").exit_code == 0
+    index.db.execute("update document_tags set chunks = '[]', pages = '[1]'")
+    r = invoke("search", "--entity", "people=ORG:acme", "--json")
+    assert [row["chunk_id"] for row in json.loads(r.output)] == chunks
+    r = invoke("tag", "people", "--write-pdf", tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    copy = pymupdf.open(tmp_path / "out" / "acme.pdf")
+    assert [len(list(page.annots())) for page in copy] == [1, 1, 1, 1, 1]
+    copy.close()

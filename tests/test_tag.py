@@ -1,0 +1,566 @@
+"""doctagger tag: streaming predictions, roll-up into document tags, --min-score, PDF copies.
+
+Also the home of the fake task types (keyword classifier, capitalised-word NER) and corpus
+helpers that test_label.py and test_search_filters.py use.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from doctagger.errors import InvalidLabelError
+from doctagger.hookspecs import hookimpl
+from doctagger.index import Index, now, text_hash
+from doctagger.tasktypes import Prediction, TaskType
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# -- fakes ------------------------------------------------------------------------------
+class KeywordPredictor:
+    """Scores each label by how often its name occurs in the text; a text that names
+    none is "other"."""
+
+    def __init__(self, task, calls):
+        self.task = task
+        self.calls = calls
+
+    def predict(self, texts):
+        import torch
+
+        self.calls.append({"texts": list(texts), "inference": torch.is_inference_mode_enabled()})
+        out = []
+        for text in texts:
+            low = text.casefold()
+            raw = {lab: low.count(lab.casefold()) + 0.1 for lab in self.task.labels}
+            total = sum(raw.values())
+            scores = {lab: v / total for lab, v in raw.items()}
+            best = max(self.task.labels, key=lambda lab: (  # ties: "other", else the first
+                scores[lab], lab == "other", -self.task.labels.index(lab)))
+            if self.task.multi_label:
+                value = sorted(lab for lab, p in scores.items() if p >= 0.3)
+                score = min((scores[lab] for lab in value), default=1 - max(scores.values()))
+            else:
+                value, score = best, scores[best]
+            out.append(Prediction(value, score, scores))
+        return out
+
+
+class KeywordClassification(TaskType):
+    name = "kwclass"
+    value_kind = "class"
+    calls: list = []
+    loaded: list = []
+
+    def check_labels(self, labels, *, multi_label, level):
+        pass
+
+    def validate(self, task, value):
+        names = value if task.multi_label else [value]
+        if task.multi_label and not isinstance(value, list):
+            raise InvalidLabelError("a multi-label value is a list of labels")
+        for n in names:
+            if n not in task.labels:
+                raise InvalidLabelError(f"unknown label '{n}'")
+        return sorted(value) if task.multi_label else value
+
+    def load(self, task, model_dir):
+        KeywordClassification.loaded.append(Path(model_dir))
+        return KeywordPredictor(task, KeywordClassification.calls)
+
+
+class CapsPredictor:
+    """'X Corp' is an ORG (0.9); any other capitalised word after the first is a PER (0.6)."""
+
+    def predict(self, texts):
+        out = []
+        for text in texts:
+            spans = []
+            for m in re.finditer(r"[A-Z][a-z]+ Corp|\b[A-Z][a-z]+", text):
+                if m.start() == 0 or any(s["start"] <= m.start() < s["end"] for s in spans):
+                    continue
+                org = m.group().endswith(" Corp")
+                spans.append({"start": m.start(), "end": m.end(),
+                              "label": "ORG" if org else "PER", "score": 0.9 if org else 0.6})
+            out.append(Prediction(spans, min([s["score"] for s in spans], default=1.0)))
+        return out
+
+
+class CapsNER(TaskType):
+    name = "capsner"
+    value_kind = "spans"
+    levels = ("chunk",)
+    needs_training = False
+
+    def check_labels(self, labels, *, multi_label, level):
+        pass
+
+    def validate(self, task, value):
+        if not isinstance(value, list):
+            raise InvalidLabelError("NER values are lists of spans")
+        for span in value:
+            if set(span) != {"start", "end", "label"}:
+                raise InvalidLabelError("a span has start, end and label")
+            if span["label"] not in task.labels:
+                raise InvalidLabelError(f"unknown entity label '{span['label']}'")
+        return sorted(value, key=lambda s: s["start"])
+
+    def load(self, task, model_dir):
+        return CapsPredictor()
+
+
+class FakePlugin:
+    @hookimpl
+    def register_task_types(self, register):
+        register(KeywordClassification)
+        register(CapsNER)
+
+
+@pytest.fixture
+def fakes(monkeypatch, register_plugin):
+    """Only the fake task types load; their call records start empty."""
+    from doctagger import plugins
+
+    monkeypatch.setenv("DOCTAGGER_LOAD_PLUGINS", "")
+    plugins.reset()
+    KeywordClassification.calls = []
+    KeywordClassification.loaded = []
+    register_plugin(FakePlugin(), "tag-fakes")
+
+
+# -- corpus helpers -----------------------------------------------------------------------
+def add_document(index, path, pages, *, source="file", title=None, sha256=None, fmt="pdf"):
+    """A document written straight into the index. ``pages`` is a list of pages, each a
+    list of chunk texts. Returns (document id, chunk ids)."""
+    stamp = now()
+    chunk_ids = []
+    with index.write() as db:
+        doc_id = db["documents"].insert({
+            "path": str(path), "sha256": sha256 or hashlib.sha256(str(path).encode()).hexdigest(),
+            "source": source, "status": "ok", "pages": len(pages), "format": fmt,
+            "title": title, "chunk_count": sum(len(p) for p in pages),
+            "ingested_at": stamp}).last_pk
+        seq = 0
+        for page_no, chunks in enumerate(pages, 1):
+            db["pages"].insert({"document_id": doc_id, "page": page_no,
+                                "text": "\n".join(chunks)})
+            for text in chunks:
+                chunk_ids.append(db["chunks"].insert({
+                    "document_id": doc_id, "seq": seq, "text": text, "page": page_no,
+                    "page_end": page_no, "text_hash": text_hash(text)}).last_pk)
+                seq += 1
+    return doc_id, chunk_ids
+
+
+def make_pdf(path: Path, pages: list[list[str]], metadata: dict | None = None) -> Path:
+    """A real PDF with each page's chunk texts as lines."""
+    import pymupdf
+
+    doc = pymupdf.open()
+    if metadata:
+        doc.set_metadata(metadata)
+    for chunks in pages:
+        page = doc.new_page()
+        y = 72
+        for text in chunks:
+            page.insert_text((72, y), text, fontsize=10)
+            y += 20
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc.save(str(path))
+    doc.close()
+    return path
+
+
+def add_pdf(index, path: Path, pages, **kw):
+    make_pdf(path, pages)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    return add_document(index, path.resolve(), pages, sha256=sha, **kw)
+
+
+def add_model(index, task_name, version=1, *, activate=True, method="finetune"):
+    """A model version row (the fakes need no files), activated like the registry does."""
+    task = index.task_row(task_name)
+    rel = f"models/{task_name}/v{version}"
+    (index.path / rel).mkdir(parents=True, exist_ok=True)
+    with index.write() as db:
+        model_id = db["models"].insert({
+            "task_id": task["id"], "version": version, "path": rel, "base_model": "fake",
+            "method": method, "params": "{}", "metrics": "{}", "info": "{}",
+            "created_at": now()}).last_pk
+        if activate:
+            db.execute("update tasks set active_model_id = ? where id = ?", [model_id, task["id"]])
+    return model_id
+
+
+def create_task(index, name, type_="kwclass", labels=("cardio", "neuro", "other"), **kw):
+    from doctagger.tasks import create_task as create
+
+    return create(index, name, type=type_, labels=list(labels), **kw)
+
+
+CARDIO = "The cardio ward saw cardio patients with cardio symptoms."
+NEURO = "Neuro findings: neuro exam and a neuro consult."
+OTHER = "Other business and other matters of other kinds."
+
+
+@pytest.fixture
+def corpus(fakes, index):
+    """Two documents on two pages each, a chunk-level task 'topic' with model v1."""
+    a = add_document(index, "/docs/a.pdf", [[CARDIO, OTHER], [CARDIO + " again"]], title="A")
+    b = add_document(index, "/docs/b.pdf", [[NEURO], [OTHER]], title="B")
+    create_task(index, "topic")
+    add_model(index, "topic", 1)
+    return {"a": a, "b": b}
+
+
+def tags_of(index, document_id, task="topic"):
+    rows = index.query(
+        "select g.label, g.score, g.chunks, g.pages, g.extra, m.version from document_tags g "
+        "join tasks t on t.id = g.task_id join models m on m.id = g.model_id "
+        "where g.document_id = ? and t.name = ? order by g.label", [document_id, task])
+    for r in rows:
+        for k in ("chunks", "pages", "extra"):
+            r[k] = json.loads(r[k])
+    return rows
+
+
+# -- tag ----------------------------------------------------------------------------------
+def test_tag_writes_predictions_and_rolls_them_up(corpus, index, invoke):
+    r = invoke("tag", "topic")
+    assert r.exit_code == 0, r.output
+    assert "Tagged 5 chunks of 2 documents with topic v1" in r.output
+    preds = index.query("select chunk_id, value, score, uncertainty, review from predictions")
+    assert len(preds) == 5 and all(p["review"] == 0 for p in preds)
+    assert all(0 <= p["uncertainty"] <= 1 for p in preds)
+    a_id, a_chunks = corpus["a"]
+    tags = {t["label"]: t for t in tags_of(index, a_id)}
+    # chunk-level: a document carries a label when one of its chunks does
+    assert set(tags) == {"cardio", "other"}
+    assert tags["cardio"]["chunks"][0] in (a_chunks[0], a_chunks[2])
+    assert set(tags["cardio"]["chunks"]) == {a_chunks[0], a_chunks[2]}
+    assert tags["cardio"]["pages"] == sorted(tags["cardio"]["pages"]) or len(tags["cardio"]["pages"]) == 2
+    assert set(tags["cardio"]["pages"]) == {1, 2}
+    assert tags["other"]["chunks"] == [a_chunks[1]] and tags["other"]["pages"] == [1]
+    assert tags["cardio"]["version"] == 1
+    b_tags = {t["label"] for t in tags_of(index, corpus["b"][0])}
+    assert b_tags == {"neuro", "other"}
+    # every batch ran under inference mode
+    assert KeywordClassification.calls and all(c["inference"] for c in KeywordClassification.calls)
+
+
+def test_rerun_tags_only_new_chunks_and_all_retags_without_duplicates(corpus, index, invoke):
+    assert invoke("tag", "topic").exit_code == 0
+    r = invoke("tag", "topic")
+    assert r.exit_code == 0
+    assert "Nothing to tag" in r.output
+    new_doc, new_chunks = add_document(index, "/docs/c.pdf", [[NEURO + " neuro"]])
+    KeywordClassification.calls.clear()
+    r = invoke("tag", "topic", "--json")
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.output)
+    assert summary["chunks"] == 1 and summary["documents"] == 1
+    assert [c["texts"] for c in KeywordClassification.calls] == [[NEURO + " neuro"]]
+    assert [t["label"] for t in tags_of(index, new_doc)] == ["neuro"]
+    r = invoke("tag", "topic", "--all", "--json")
+    assert json.loads(r.output)["chunks"] == 6
+    assert index.scalar("select count(*) from predictions") == 6
+    assert index.scalar("select count(*) from (select model_id, chunk_id from predictions "
+                        "group by 1, 2 having count(*) > 1)") == 0
+
+
+def test_batches_are_sorted_by_length_and_pages_bound_memory(corpus, index):
+    from doctagger.tagging import tag_task
+
+    texts = [("word " * n).strip() + " cardio" for n in (9, 1, 5, 3, 7, 2, 8)]
+    add_document(index, "/docs/long.pdf", [texts])
+    seen = []
+    summary = tag_task(index, "topic", batch_size=2, page_size=4, progress=seen.append)
+    assert summary["chunks"] == 12 and sum(seen) == 12 and max(seen) == 2
+    assert summary["documents"] == 3  # documents that span pages are counted (and rolled) once
+    batches = [c["texts"] for c in KeywordClassification.calls]
+    assert all(len(b) <= 2 for b in batches)
+    # within a page (4 chunks = 2 batches), the batches go shortest first
+    for first, second in zip(batches[0::2], batches[1::2]):
+        assert max(map(len, first)) <= min(map(len, second))
+    assert index.scalar("select count(*) from predictions") == 12
+
+
+def test_min_score_queues_for_review_and_writes_no_tag(corpus, index, invoke):
+    weak, weak_chunks = add_document(index, "/docs/weak.pdf", [["a cardio or neuro note"]])
+    r = invoke("tag", "topic", "--min-score", "0.7", "--json")
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.output)
+    assert summary["review"] == 1
+    queued = index.query("select chunk_id, score from predictions where review = 1")
+    assert [q["chunk_id"] for q in queued] == weak_chunks and queued[0]["score"] < 0.7
+    assert tags_of(index, weak) == []  # below --min-score: no tag
+    assert {t["label"] for t in tags_of(index, corpus["a"][0])} == {"cardio", "other"}
+    r = invoke("tag", "topic", "--min-score", "0.7", "--all")
+    assert "1 predictions under --min-score are queued for review: " \
+           "doctagger label topic --review" in r.output
+    # tagging again without --min-score releases the queue and tags the document
+    r = invoke("tag", "topic", "--all", "--json")
+    assert json.loads(r.output)["review"] == 0
+    assert [t["label"] for t in tags_of(index, weak)] == ["cardio"]
+    r = invoke("tag", "topic", "--min-score", "1.5")
+    assert r.exit_code == 2 and "--min-score" in r.output
+
+
+def test_document_level_aggregates_chunk_probabilities(fakes, index, invoke):
+    a, a_chunks = add_document(index, "/docs/a.pdf", [[CARDIO, OTHER, "cardio cardio"]])
+    b, _ = add_document(index, "/docs/b.pdf", [["nothing here", "nor here"]])
+    create_task(index, "doctopic", level="document")
+    add_model(index, "doctopic", 1)
+    r = invoke("tag", "doctopic", "--json")
+    assert r.exit_code == 0, r.output
+    tags = tags_of(index, a, "doctopic")
+    assert [t["label"] for t in tags] == ["cardio"]  # single-label: one tag per document
+    assert tags[0]["extra"]["aggregate"] == "mean"
+    assert tags[0]["chunks"][0] in (a_chunks[0], a_chunks[2]) and a_chunks[1] not in tags[0]["chunks"][:2]
+    # b: every label equally likely -> a weak tag; with --min-score it is queued instead
+    r = invoke("tag", "doctopic", "--all", "--min-score", "0.5", "--json")
+    summary = json.loads(r.output)
+    assert summary["untagged_documents"] == 1
+    assert tags_of(index, b, "doctopic") == []
+    queued = index.query("select distinct c.document_id from predictions p join chunks c "
+                         "on c.id = p.chunk_id where p.review = 1")
+    assert [q["document_id"] for q in queued] == [b]
+    assert summary["review"] == 1  # document-level: queued documents
+    r = invoke("tag", "doctopic", "--all", "--min-score", "0.5")
+    assert "1 documents without a tag under --min-score are queued for review" in r.output
+
+
+def test_multi_label_chunk_level(fakes, index, invoke):
+    a, _ = add_document(index, "/docs/a.pdf", [["cardio and neuro", "other other other"]])
+    create_task(index, "multi", multi_label=True)
+    add_model(index, "multi", 1)
+    assert invoke("tag", "multi").exit_code == 0
+    assert [t["label"] for t in tags_of(index, a, "multi")] == ["cardio", "neuro", "other"]
+
+
+def test_rule_based_type_gets_a_rules_version_and_entities_are_deduplicated(fakes, index, invoke):
+    doc, chunks = add_document(index, "/docs/n.pdf", [
+        ["Today Acme Corp hired Alice.", "Then acme  corp hired Bob."],
+        ["Later Acme Corp fired Alice."]])
+    create_task(index, "people", "capsner", labels=("PER", "ORG"))
+    r = invoke("tag", "people", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["model_version"] == 1
+    model = index.one("select m.method, m.path from models m join tasks t on t.active_model_id = m.id")
+    assert model["method"] == "rules"
+    tags = tags_of(index, doc, "people")
+    acme = [t for t in tags if t["label"] == "ORG"]
+    # "Acme Corp" on two pages; "acme  corp" is not capitalised so the rule misses it
+    assert len(acme) == 1
+    assert acme[0]["extra"]["text"] == "Acme Corp" and acme[0]["extra"]["count"] == 2
+    assert acme[0]["pages"] == [1, 2] and acme[0]["chunks"] == [chunks[0], chunks[2]]
+    assert acme[0]["extra"]["start"] == 6 and acme[0]["extra"]["end"] == 15
+    people = sorted(t["extra"]["text"] for t in tags if t["label"] == "PER")
+    assert people == ["Alice", "Bob"]
+    # a second run reuses the rules version
+    assert invoke("tag", "people", "--all").exit_code == 0
+    assert index.scalar("select count(*) from models") == 1
+
+
+def test_tag_errors(fakes, index, invoke):
+    r = invoke("tag", "nope")
+    assert r.exit_code == 1 and "no task 'nope'" in r.output
+    create_task(index, "topic")
+    r = invoke("tag", "topic")
+    assert r.exit_code == 1
+    assert "task 'topic' has no trained model yet; train one with 'doctagger train topic'" in r.output
+    add_model(index, "topic", 1)
+    r = invoke("tag", "topic", "--model", "7")
+    assert r.exit_code == 1 and "7" in r.output
+    r = invoke("tag", "topic", "--batch-size", "0")
+    assert r.exit_code == 2
+
+
+def test_model_option_tags_with_that_version_and_replaces_tags(corpus, index, invoke):
+    add_model(index, "topic", 2)  # now active
+    assert invoke("tag", "topic").exit_code == 0
+    assert {t["version"] for t in tags_of(index, corpus["a"][0])} == {2}
+    r = invoke("tag", "topic", "--model", "1", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["model_version"] == 1
+    assert {t["version"] for t in tags_of(index, corpus["a"][0])} == {1}
+    assert index.scalar("select count(*) from predictions") == 10  # 5 per version
+
+
+def test_a_broken_predictor_is_reported(fakes, index, invoke, monkeypatch):
+    add_document(index, "/docs/a.pdf", [[CARDIO, NEURO]])
+    create_task(index, "topic")
+    add_model(index, "topic", 1)
+    monkeypatch.setattr(KeywordPredictor, "predict", lambda self, texts: [])
+    r = invoke("tag", "topic")
+    assert r.exit_code == 1
+    assert "returned 0 predictions for 2 texts" in r.output
+
+
+# -- concurrency and crashes --------------------------------------------------------------
+def test_labelling_while_tagging_loses_nothing(fakes, index, index_path, monkeypatch):
+    """A labeller writes while tag runs over thousands of chunks: no lock errors, no lost
+    writes (WAL, BEGIN IMMEDIATE, busy timeout, short batched transactions)."""
+    from doctagger.labels import save_label
+    from doctagger.tagging import tag_task
+
+    texts = [f"chunk {i} about cardio" if i % 2 else f"chunk {i} neuro" for i in range(3000)]
+    _, ids = add_document(index, "/docs/big.pdf", [texts[i:i + 100] for i in range(0, 3000, 100)])
+    create_task(index, "topic")
+    add_model(index, "topic", 1)
+    slow = KeywordPredictor.predict
+
+    def predict(self, batch):
+        time.sleep(0.005)
+        return slow(self, batch)
+
+    monkeypatch.setattr(KeywordPredictor, "predict", predict)
+    errors, result = [], {}
+
+    def run():
+        try:
+            with Index(index_path) as other:
+                result.update(tag_task(other, "topic", batch_size=50, page_size=500))
+        except Exception as exc:  # pragma: no cover - the assertion below shows it
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not index.scalar("select count(*) from predictions") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    task = index.task("topic")
+    labelled = ids[::25]
+    for chunk_id in labelled:
+        save_label(index, task, "cardio", chunk_id=chunk_id)
+    assert thread.is_alive(), "tagging ended before the labeller was done: no overlap tested"
+    thread.join(timeout=120)
+    assert not errors, errors
+    assert result["chunks"] == 3000
+    assert index.scalar("select count(*) from labels") == len(labelled)
+    assert index.scalar("select count(*) from predictions") == 3000
+
+
+SIGKILL_SCRIPT = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, {repo!r})
+    from doctagger import plugins
+    from doctagger.index import Index
+    from doctagger.tagging import tag_task
+    from tests.test_tag import FakePlugin, KeywordPredictor
+    plugins.register_plugin(FakePlugin(), "tag-fakes")
+    slow = KeywordPredictor.predict
+    def predict(self, texts):
+        time.sleep(0.01)
+        return slow(self, texts)
+    KeywordPredictor.predict = predict
+    with Index({index!r}) as index:
+        tag_task(index, "topic", batch_size=8, page_size=100)
+""")
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+def test_sigkill_during_tag_leaves_no_duplicates(fakes, index, index_path, tmp_path):
+    from doctagger.tagging import tag_task
+
+    add_document(index, "/docs/big.pdf", [[f"text {i} cardio" for i in range(400)]])
+    create_task(index, "topic")
+    add_model(index, "topic", 1)
+    script = tmp_path / "tagger.py"
+    script.write_text(SIGKILL_SCRIPT.format(repo=str(REPO), index=str(index_path)))
+    env = dict(os.environ, DOCTAGGER_LOAD_PLUGINS="", PYTHONPATH=str(REPO))
+    proc = subprocess.Popen([sys.executable, str(script)], env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if (index.scalar("select count(*) from predictions") or 0) >= 40:
+            break
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = index.scalar("select count(*) from predictions")
+    assert 0 < done < 400, "the tagger was not killed mid-way"
+    summary = tag_task(index, "topic")
+    assert summary["chunks"] == 400 - done
+    assert index.scalar("select count(*) from predictions") == 400
+    assert index.scalar("select count(distinct chunk_id) from predictions") == 400
+
+
+# -- PDF copies ---------------------------------------------------------------------------
+def test_write_pdf_copies_keep_the_originals(fakes, index, invoke, tmp_path):
+    import pymupdf
+
+    src = tmp_path / "src"
+    a, _ = add_pdf(index, src / "a.pdf", [["Today Acme Corp hired Alice."],
+                                          ["Later Acme Corp fired Alice."]])
+    b, _ = add_pdf(index, src / "sub" / "a.pdf", [["Nothing but Bob here."]])
+    add_document(index, "import:abc", [["Imported text about Globex Corp."]], source="import",
+                 fmt="txt")
+    before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in src.rglob("*.pdf")}
+    create_task(index, "people", "capsner", labels=("PER", "ORG"))
+    out = tmp_path / "out"
+    r = invoke("tag", "people", "--write-pdf", out)
+    assert r.exit_code == 0, r.output
+    assert "Wrote 2 tagged PDF copies" in r.output
+    assert "skipped import:abc: imported text has no PDF file" in r.output
+    after = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in src.rglob("*.pdf")}
+    assert after == before  # originals untouched
+    copies = sorted(p.name for p in out.iterdir())
+    assert copies == ["a-%d.pdf" % b, "a.pdf"]
+    doc = pymupdf.open(out / "a.pdf")
+    assert "doctagger people" in doc.metadata["subject"]
+    annots = [(page.number + 1, annot.info["content"]) for page in doc for annot in page.annots()]
+    assert (1, "ORG (people, score 0.90)") in annots and (2, "ORG (people, score 0.90)") in annots
+    assert sum(1 for _, c in annots if c.startswith("PER")) == 2  # Alice on each page
+    doc.close()
+
+
+def test_write_pdf_keywords_and_skips(corpus, index, invoke, tmp_path):
+    import pymupdf
+
+    path = make_pdf(tmp_path / "c.pdf", [[CARDIO]], metadata={"keywords": "existing"})
+    c, _ = add_document(index, path.resolve(), [[CARDIO]],
+                        sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+    out = tmp_path / "out"
+    r = invoke("tag", "topic", "--write-pdf", out, "--json")
+    assert r.exit_code == 0, r.output
+    pdf = json.loads(r.output)["pdf"]
+    assert [w["document_id"] for w in pdf["written"]] == [c]
+    assert pdf["written"][0]["keywords"] == "existing, topic=cardio"
+    reasons = {s["path"]: s["reason"] for s in pdf["skipped"]}
+    assert reasons["/docs/a.pdf"] == "the file is gone; re-ingest its folder"
+    copy = pymupdf.open(out / "c.pdf")
+    assert copy.metadata["keywords"] == "existing, topic=cardio"
+    assert copy.metadata["subject"].startswith("doctagger topic (model v1): cardio (")
+    copy.close()
+    path.write_bytes(path.read_bytes() + b"\n% changed\n")
+    r = invoke("tag", "topic", "--write-pdf", out, "--json")
+    reasons = {s["path"]: s["reason"] for s in json.loads(r.output)["pdf"]["skipped"]}
+    assert "changed since it was ingested" in reasons[str(path.resolve())]
+
+
+def test_tag_help_has_examples(invoke):
+    r = invoke("tag", "--help")
+    assert r.exit_code == 0
+    assert "--write-pdf" in r.output and "doctagger tag topic" in r.output
+
+
+def test_progress_bar_path_on_a_terminal(corpus, index, invoke, monkeypatch):
+    from doctagger.cli import tag as tag_cli
+
+    monkeypatch.setattr(tag_cli, "is_tty", lambda: True)
+    r = invoke("tag", "topic")
+    assert r.exit_code == 0, r.output
+    assert "Tagged 5 chunks of 2 documents" in r.output
