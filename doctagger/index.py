@@ -48,8 +48,11 @@ class Index:
             self.db.enable_wal()
         conn.execute("PRAGMA synchronous = NORMAL")
         if migrations.pending(self.db):
-            with self._locked("migrating the index"):
-                migrations.apply(self.db)
+            # Under the write lock, and checked again: two processes opening a new index
+            # at the same moment must not both create the tables.
+            with self.write("migrating the index"):
+                if migrations.pending(self.db):
+                    migrations.apply(self.db)
 
     # -- plumbing ---------------------------------------------------------------------
     @property
