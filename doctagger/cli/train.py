@@ -1,0 +1,169 @@
+"""``train`` and ``eval``: thin wrappers over doctagger.train and doctagger.evaluation."""
+from __future__ import annotations
+
+import importlib.util
+
+import click
+
+from doctagger.cli.common import echo_json, echo_table, get_index, json_option
+
+#: --report-to value -> the packages any one of which makes it work
+REPORTERS = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",),
+             "mlflow": ("mlflow",), "trackio": ("trackio",)}
+
+
+def _check_reporters(ctx, param, values):
+    for name in values:
+        if not any(importlib.util.find_spec(pkg) for pkg in REPORTERS[name]):
+            raise click.BadParameter(
+                f"{name} is not installed: pip install {REPORTERS[name][0]} into the same "
+                "environment as doctagger, or leave out --report-to", param_hint="--report-to")
+    return list(dict.fromkeys(values))
+
+
+def _say(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _short_model(name) -> str:
+    from pathlib import PurePath
+
+    text = str(name or "")
+    return PurePath(text).name if "/" in text and text.startswith(("/", ".", "~")) else text
+
+
+def _metric_line(metrics: dict) -> str:
+    keys = [k for k in ("macro_f1", "f1", "micro_f1", "accuracy", "precision", "recall")
+            if isinstance(metrics.get(k), (int, float))]
+    return ", ".join(f"{k} {metrics[k]:.3f}" for k in keys)
+
+
+@click.command()
+@click.argument("task")
+@click.option("--base-model", metavar="NAME_OR_DIR",
+              help="Model to start from: a local folder or a Hugging Face id "
+                   "[default: the bundled all-MiniLM-L6-v2].")
+@click.option("--method", type=click.Choice(["auto", "finetune", "head"]), default="auto",
+              show_default=True,
+              help="finetune: train the whole transformer; head: a small classifier on frozen "
+                   "embeddings (fast); auto: pick by held-out score.")
+@click.option("--preset", type=click.Choice(["conservative", "aggressive"]),
+              help="Starting hyperparameters from the fine-tuning guide: conservative "
+                   "(lr 2e-5, 3 epochs, batch 16, decay 0.01) or aggressive (lr 5e-5, 5 "
+                   "epochs, batch 32, decay 0.1). Options below override it.")
+@click.option("--epochs", type=click.FloatRange(min=0, min_open=True),
+              help="Passes over the training data (early stopping may end sooner).")
+@click.option("--batch-size", type=click.IntRange(min=1),
+              help="Examples per step (halved automatically, with gradient accumulation, "
+                   "when memory runs out).")
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True),
+              help="Peak learning rate (after a warm-up over the first 10% of steps).")
+@click.option("--weight-decay", type=click.FloatRange(min=0), help="AdamW weight decay.")
+@click.option("--max-length", type=click.IntRange(min=8),
+              help="Maximum tokens per text [default: measured on the data, at most 512].")
+@click.option("--seed", type=int, default=42, show_default=True,
+              help="Random seed of the split and of training.")
+@click.option("--eval-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.2,
+              show_default=True,
+              help="Share of the labelled documents held out for evaluation (0: none).")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted run from its last checkpoint.")
+@click.option("--report-to", "report_to", multiple=True, type=click.Choice(list(REPORTERS)),
+              callback=_check_reporters,
+              help="Also log the run to this tracker (its package must be installed). "
+                   "Repeatable.")
+@json_option
+def train(task, base_model, method, preset, epochs, batch_size, learning_rate, weight_decay,
+          max_length, seed, eval_fraction, resume, report_to, json_):
+    """Train a new model version of TASK on its labels, and make it active.
+
+    Checks the data first (too few examples, imbalance, duplicates, conflicting labels),
+    holds out --eval-fraction of the documents, trains, and registers the version with its
+    held-out metrics in models/TASK/vN/.
+
+    \b
+    Examples:
+      doctagger train topic
+      doctagger train topic --preset aggressive --epochs 8
+      doctagger train topic --method head --json
+      doctagger train topic --resume
+      torchrun --nproc_per_node 2 -m doctagger train topic
+    """
+    from doctagger.tasktypes import TrainOptions
+    from doctagger.train import train_task
+
+    options = TrainOptions(base_model=base_model, method=method, preset=preset, epochs=epochs,
+                           batch_size=batch_size, learning_rate=learning_rate,
+                           weight_decay=weight_decay, max_length=max_length, seed=seed,
+                           eval_fraction=eval_fraction, resume=resume,
+                           report_to=list(report_to), progress=_say)
+    result = train_task(get_index(), task, options)
+    from doctagger.training import is_main_process
+
+    if not is_main_process():
+        return
+    if json_:
+        echo_json(result)
+        return
+    seconds = f" in {result['seconds']:.1f} s" if result.get("seconds") is not None else ""
+    click.echo(f"Trained {result['task']} v{result['version']} ({result['method']} from "
+               f"{_short_model(result['base_model']) or 'the default model'}){seconds}; "
+               "it is now active.")
+    if result["eval_examples"]:
+        click.echo(f"Held-out ({result['eval_examples']} examples): "
+                   f"{_metric_line(result['metrics']) or 'no metrics reported'}")
+    else:
+        click.echo("No held-out evaluation (see the warning above).")
+    click.echo(f"Model: {result['path']}")
+
+
+@click.command("eval")
+@click.argument("task")
+@click.option("--model", "version", metavar="VERSION",
+              help="Version to evaluate, e.g. 3 or v3 [default: the active one].")
+@click.option("--file", "file", type=click.Path(dir_okay=False),
+              help="Evaluate on this label file (CSV, JSONL or CoNLL, as 'import' reads) "
+                   "instead of the held-out examples.")
+@click.option("--format", "fmt", type=click.Choice(["auto", "csv", "tsv", "jsonl", "conll"]),
+              default="auto", show_default=True, help="Format of --file.")
+@json_option
+def eval_cmd(task, version, file, fmt, json_):
+    """Metrics of a model version of TASK, on its held-out examples or on --file.
+
+    Prints accuracy, macro/micro F1 and per-label scores (entity-level scores for NER), and
+    saves them as JSON, Markdown and a confusion-matrix PNG in models/TASK/vN/eval/.
+
+    \b
+    Examples:
+      doctagger eval topic
+      doctagger eval topic --model v2 --file test.csv
+      doctagger eval people --file gold.conll --json
+    """
+    from doctagger.evaluation import evaluate_version
+
+    result = evaluate_version(get_index(), task, version, file=file, fmt=fmt)
+    if json_:
+        echo_json(result)
+        return
+    metrics = result["metrics"]
+    click.echo(f"{result['task']} v{result['version']} on {result['source']} "
+               f"({result['examples']} examples)")
+    rows = [{"metric": k, "value": f"{v:.4f}" if isinstance(v, float) else v}
+            for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if rows:
+        click.echo("")
+        echo_table(rows, ["metric", "value"])
+    per = metrics.get("per_label") or metrics.get("per_type") or {}
+    if per:
+        click.echo("")
+        echo_table([{"label": k, **{m: (f"{r[m]:.3f}" if isinstance(r.get(m), float)
+                                        else r.get(m)) for m in
+                                    ("precision", "recall", "f1", "support")}}
+                    for k, r in per.items()],
+                   ["label", "precision", "recall", "f1", "support"], widths={"label": 30})
+    if result.get("reports"):
+        click.echo("")
+        click.echo("Reports: " + ", ".join(result["reports"].values()))
+
+
+COMMANDS = [train, eval_cmd]

@@ -1,0 +1,391 @@
+"""train / eval / models through the CLI, with an in-process fake task type (milliseconds)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from doctagger.errors import InvalidLabelError
+from doctagger.hookspecs import hookimpl
+from doctagger.index import now, text_hash
+from doctagger.tasktypes import Prediction, TrainResult
+
+
+class FakePredictor:
+    def __init__(self, table: dict, default: str):
+        self.table, self.default = table, default
+
+    def predict(self, texts):
+        return [Prediction(value=self.table.get(t, self.default), score=0.9) for t in texts]
+
+
+class FakeClassifier:
+    """Memorises its training texts; predicts the majority label for unseen texts."""
+
+    name = "fakecls"
+    value_kind = "class"
+    needs_training = True
+
+    def __init__(self):
+        self.calls = []
+        self.fail_with = None
+
+    def check_labels(self, labels, *, multi_label, level):
+        pass
+
+    def validate(self, task, value):
+        if value not in task.labels:
+            raise InvalidLabelError(f"unknown label {value!r}")
+        return value
+
+    def train(self, task, train, evaluation, options, output_dir):
+        from doctagger import training
+
+        checkpoints = training.checkpoint_dir(options, output_dir)
+        resumed = training.resume_checkpoint(options, checkpoints)
+        self.calls.append({"train": list(train), "eval": list(evaluation), "options": options,
+                           "output_dir": Path(output_dir), "resumed": resumed})
+        if self.fail_with is not None:
+            (checkpoints / "checkpoint-3").mkdir(parents=True, exist_ok=True)
+            raise self.fail_with
+        counts = {}
+        for ex in train:
+            counts[ex.value] = counts.get(ex.value, 0) + 1
+        majority = max(sorted(counts), key=counts.get)
+        table = {}
+        for ex in train:  # document-level: learns the chunks, as tag predicts them
+            table.update({part: ex.value for part in ex.parts} if ex.parts else {ex.text: ex.value})
+        (Path(output_dir) / "model.json").write_text(json.dumps(
+            {"table": table, "default": majority}))
+        right = sum(1 for ex in evaluation if ex.value == majority)
+        metrics = ({"accuracy": right / len(evaluation), "macro_f1": 0.5} if evaluation else {})
+        hp = training.hyperparameters(options, len(train), {"epochs": 7})
+        return TrainResult(metrics=metrics, info={
+            "method": "head" if options.method == "auto" else options.method,
+            "base_model": options.base_model or "fake-base", "hyperparameters": hp,
+            "device": "cpu"})
+
+    def load(self, task, model_dir):
+        data = json.loads((Path(model_dir) / "model.json").read_text())
+        return FakePredictor(data["table"], data["default"])
+
+    def rollup(self, task, items):
+        from collections import Counter
+
+        from doctagger.tasktypes import DocumentTag
+
+        votes = Counter(item.prediction.value for item in items)
+        return [DocumentTag(label=label, score=n / len(items)) for label, n in votes.items()]
+
+    def evaluate(self, task, examples, predictions):
+        from doctagger.training import classification_scores
+
+        return classification_scores([e.value for e in examples],
+                                     [p.value for p in predictions], task.labels)
+
+
+class FakePlugin:
+    def __init__(self, task_type):
+        self.task_type = task_type
+
+    @hookimpl
+    def register_task_types(self, register):
+        register(self.task_type)
+
+
+@pytest.fixture
+def fake(monkeypatch, register_plugin):
+    monkeypatch.setenv("DOCTAGGER_LOAD_PLUGINS", "")
+    task_type = FakeClassifier()
+    register_plugin(FakePlugin(task_type), "fake-plugin")
+    return task_type
+
+
+def make_task(index, name="topic", labels=("a", "b"), docs=None, level="chunk"):
+    """A task with labelled chunks: docs = {doc_name: [(text, label), ...]}."""
+    stamp = now()
+    with index.write() as db:
+        task_id = db["tasks"].insert({"name": name, "type": "fakecls",
+                                      "labels": json.dumps(list(labels)), "multi_label": 0,
+                                      "level": level, "options": "{}",
+                                      "created_at": stamp}).last_pk
+        for d, (doc, rows) in enumerate((docs or {}).items()):
+            doc_id = db["documents"].insert({"path": f"/docs/{doc}.pdf", "status": "ok",
+                                             "source": "file", "pages": 1,
+                                             "chunk_count": len(rows)}).last_pk
+            for seq, (text, label) in enumerate(rows):
+                chunk_id = db["chunks"].insert({"document_id": doc_id, "seq": seq, "text": text,
+                                                "page": 1, "text_hash": text_hash(text)}).last_pk
+                if label is not None and level == "document" and seq == 0:
+                    db["labels"].insert({"task_id": task_id, "target": "document",
+                                         "document_id": doc_id, "value": json.dumps(label),
+                                         "source": "import", "created_at": stamp,
+                                         "updated_at": stamp})
+                elif label is not None and level == "chunk":
+                    db["labels"].insert({"task_id": task_id, "target": "chunk",
+                                         "document_id": doc_id, "chunk_id": chunk_id,
+                                         "text_hash": text_hash(text), "text": text,
+                                         "value": json.dumps(label), "source": "import",
+                                         "created_at": stamp, "updated_at": stamp})
+    return task_id
+
+
+def corpus(n_docs=10, per_doc=3):
+    """Documents that each hold one label, alternating a/b."""
+    return {f"doc{d}": [(f"document {d} passage {i} about {'ab'[d % 2]}", "ab"[d % 2])
+                        for i in range(per_doc)] for d in range(n_docs)}
+
+
+def test_train_registers_an_active_version(fake, index, invoke, index_path):
+    make_task(index, docs=corpus())
+    result = invoke("train", "topic", "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["task"] == "topic" and out["version"] == 1 and out["active"] is True
+    assert out["method"] == "head" and out["base_model"] == "fake-base"
+    assert out["train_examples"] + out["eval_examples"] == 30
+    assert out["eval_examples"] > 0
+    assert out["headline"] == {"metric": "macro_f1", "value": 0.5}
+    folder = index_path / "models" / "topic" / "v1"
+    assert Path(out["path"]) == folder.resolve()
+    assert {"model.json", "doctagger.json", "README.md"} <= {p.name for p in folder.iterdir()}
+    meta = json.loads((folder / "doctagger.json").read_text())
+    assert meta["labels"] == ["a", "b"] and meta["version"] == 1
+    assert meta["data_fingerprint"].startswith("sha256:")
+    assert meta["parameters"]["epochs"] == 7
+    assert "transformers" in meta["libraries"] and meta["hardware"]["device"] == "cpu"
+    assert meta["split"]["eval"] == out["eval_examples"]
+    assert len(meta["split"]["eval_ids"]) == out["eval_examples"]
+    # no document on both sides of the split
+    call = fake.calls[0]
+    train_docs = {ex.group for ex in call["train"]}
+    eval_docs = {ex.group for ex in call["eval"]}
+    assert train_docs and eval_docs and not train_docs & eval_docs
+    assert {ex.value for ex in call["eval"]} == {"a", "b"}
+    # the model folder was built in a hidden folder that is gone now
+    assert call["output_dir"].name.startswith(".tmp-v1-") and not call["output_dir"].exists()
+    assert not (index_path / "models" / "topic" / ".checkpoints").exists()
+    row = index.one("select t.active_model_id, m.version from tasks t "
+                    "join models m on m.id = t.active_model_id where t.name = 'topic'")
+    assert row["version"] == 1
+    assert "# topic v1" in (folder / "README.md").read_text()
+
+
+def test_train_text_output_and_options(fake, index, invoke):
+    make_task(index, docs=corpus())
+    result = invoke("train", "topic", "--preset", "aggressive", "--epochs", "2",
+                    "--method", "finetune", "--seed", "7", "--eval-fraction", "0.3",
+                    "--base-model", "somewhere/else")
+    assert result.exit_code == 0, result.output
+    assert "Trained topic v1 (finetune from somewhere/else)" in result.stdout
+    assert "Held-out (" in result.stdout and "macro_f1 0.500" in result.stdout
+    options = fake.calls[0]["options"]
+    assert (options.preset, options.epochs, options.method, options.seed,
+            options.eval_fraction) == ("aggressive", 2.0, "finetune", 7, 0.3)
+    hp = json.loads(index.one("select params from models")["params"])
+    # preset over plugin defaults, explicit option over preset
+    assert hp["epochs"] == 2.0 and hp["learning_rate"] == 5e-5 and hp["weight_decay"] == 0.1
+
+
+def test_train_refuses_a_label_without_examples(fake, index, invoke, index_path):
+    make_task(index, labels=("a", "b", "c"), docs=corpus())
+    result = invoke("train", "topic")
+    assert result.exit_code == 1
+    assert "label 'c' of task 'topic' has no example" in result.output
+    assert "doctagger label topic" in result.output
+    assert not fake.calls
+    assert index.scalar("select count(*) from models") == 0
+    assert not (index_path / "models" / "topic" / "v1").exists()
+
+
+def test_train_refuses_a_task_with_no_labels(fake, index, invoke):
+    make_task(index, docs={"d": [("some text", None)]})
+    result = invoke("train", "topic")
+    assert result.exit_code == 1
+    assert "has no labelled examples yet" in result.output
+
+
+def test_train_warns_about_the_guides_pitfalls(fake, index, invoke):
+    docs = corpus(n_docs=4, per_doc=2)
+    docs["dup"] = [("document 0 passage 0 about a", "b")]  # same text, other label
+    make_task(index, docs=docs)
+    result = invoke("train", "topic")
+    assert result.exit_code == 0, result.output
+    assert "Warning: few examples for 'a'" in result.stderr
+    assert "labelled differently in different places" in result.stderr
+    meta = json.loads(index.one("select info from models")["info"])
+    assert any("few examples" in w for w in meta["warnings"])
+
+
+def test_tiny_data_trains_without_heldout_evaluation(fake, index, invoke):
+    make_task(index, docs={"only": [("one a", "a"), ("one b", "b")]})
+    result = invoke("train", "topic", "--json")
+    assert result.exit_code == 0, result.output
+    assert "NO HELD-OUT EVALUATION" in result.stderr
+    out = json.loads(result.stdout)
+    assert out["eval_examples"] == 0 and out["train_examples"] == 2
+    assert not fake.calls[0]["eval"]
+    result = invoke("eval", "topic")
+    assert result.exit_code == 1
+    assert "trained without a held-out set" in result.output and "--file" in result.output
+
+
+def test_ctrl_c_registers_nothing_and_resume_continues(fake, index, invoke, index_path):
+    make_task(index, docs=corpus())
+    fake.fail_with = KeyboardInterrupt()
+    result = invoke("train", "topic")
+    assert result.exit_code == 1
+    assert "interrupted: no version was registered" in result.output
+    assert "--resume" in result.output
+    assert index.scalar("select count(*) from models") == 0
+    topic_dir = index_path / "models" / "topic"
+    assert [p.name for p in topic_dir.iterdir()] == [".checkpoints"]
+    fake.fail_with = None
+    result = invoke("train", "topic", "--resume", "--method", "finetune")
+    assert result.exit_code == 1
+    assert "the interrupted run used another --method" in result.output
+    result = invoke("train", "topic", "--resume")
+    assert result.exit_code == 0, result.output
+    assert "Resuming from the last checkpoint" in result.stderr
+    assert fake.calls[-1]["resumed"].endswith("checkpoint-3")
+    assert sorted(p.name for p in topic_dir.iterdir()) == ["v1"]
+
+
+def test_resume_refuses_checkpoints_of_other_data(fake, index, invoke):
+    make_task(index, docs=corpus())
+    fake.fail_with = KeyboardInterrupt()
+    invoke("train", "topic")
+    fake.fail_with = None
+    with index.write() as db:
+        db.execute("update labels set value = '\"b\"' where id = 1")
+    result = invoke("train", "topic", "--resume")
+    assert result.exit_code == 1
+    assert "labels changed since the interrupted run" in result.output
+
+
+def test_a_failing_task_type_leaves_no_version(fake, index, invoke, index_path):
+    make_task(index, docs=corpus())
+    fake.fail_with = RuntimeError("boom")
+    result = invoke("train", "topic")
+    assert result.exit_code == 1
+    assert "boom" in result.output
+    assert index.scalar("select count(*) from models") == 0
+    assert not list((index_path / "models" / "topic").glob("v*"))
+    assert not list((index_path / "models" / "topic").glob(".tmp-*"))
+
+
+def test_report_to_needs_the_package(fake, index, invoke, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name.startswith("tensorboard") else real(name, *a))
+    make_task(index, docs=corpus())
+    result = invoke("train", "topic", "--report-to", "tensorboard")
+    assert result.exit_code == 2
+    assert "tensorboard is not installed: pip install tensorboard" in result.output
+    assert not fake.calls
+
+
+def test_bad_options_are_usage_errors(fake, index, invoke):
+    make_task(index, docs=corpus())
+    result = invoke("train", "topic", "--eval-fraction", "1")
+    assert result.exit_code == 2 and "--eval-fraction" in result.output
+    result = invoke("train", "topic", "--preset", "wild")
+    assert result.exit_code == 2 and "--preset" in result.output
+    result = invoke("train", "nosuch")
+    assert result.exit_code == 1 and "no task 'nosuch'" in result.output
+
+
+def test_models_list_show_use(fake, index, invoke):
+    make_task(index, docs=corpus())
+    assert invoke("models").output.strip() == "No models yet: train one with 'doctagger train TASK'."
+    assert invoke("train", "topic").exit_code == 0
+    assert invoke("train", "topic", "--method", "finetune").exit_code == 0
+    listing = invoke("models")
+    assert listing.exit_code == 0
+    lines = listing.stdout.splitlines()
+    assert lines[0].split() == ["task", "version", "active", "method", "base", "model",
+                                "score", "created"]
+    assert lines[2].split()[:3] == ["topic", "v1", "head"]
+    assert lines[3].split()[:4] == ["topic", "v2", "*", "finetune"]
+    records = json.loads(invoke("models", "topic", "--json").stdout)
+    assert [(r["version"], r["active"]) for r in records] == [(1, False), (2, True)]
+    used = invoke("models", "use", "topic", "v1")
+    assert used.exit_code == 0
+    assert used.stdout.strip() == "topic: v1 is now active (was v2)."
+    shown = json.loads(invoke("models", "show", "topic", "--json").stdout)
+    assert shown["version"] == 1 and shown["active"] and shown["card"].endswith("README.md")
+    text = invoke("models", "show", "topic", "2").stdout
+    assert text.startswith("topic v2\n") and "macro_f1:" in text and "epochs:" in text
+    missing = invoke("models", "use", "topic", "9")
+    assert missing.exit_code == 1 and "has no model v9" in missing.output
+    bad = invoke("models", "show", "topic", "latest")
+    assert bad.exit_code == 1 and "is not a model version" in bad.output
+
+
+def test_eval_heldout_writes_reports(fake, index, invoke, index_path):
+    make_task(index, docs=corpus())
+    assert invoke("train", "topic").exit_code == 0
+    result = invoke("eval", "topic")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("topic v1 on held-out (")
+    assert "macro_f1" in result.stdout and "precision" in result.stdout
+    folder = index_path / "models" / "topic" / "v1" / "eval"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "heldout-confusion.png", "heldout.json", "heldout.md"]
+    assert (folder / "heldout-confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    saved = json.loads((folder / "heldout.json").read_text())
+    # the fake memorised its training texts: held-out texts get the majority label
+    assert saved["metrics"]["accuracy"] == 0.5 and saved["metrics"]["labels"] == ["a", "b"]
+    assert "| a |" in (folder / "heldout.md").read_text()
+    out = json.loads(invoke("eval", "topic", "--json").stdout)
+    assert set(out) == {"task", "version", "source", "examples", "metrics", "seconds",
+                        "created_at", "reports"}
+
+
+def test_eval_on_a_file(fake, index, invoke, tmp_path):
+    make_task(index, docs=corpus())
+    assert invoke("train", "topic").exit_code == 0
+    gold = tmp_path / "gold.csv"
+    gold.write_text("text,label\ndocument 0 passage 0 about a,a\nsomething new,b\n")
+    out = json.loads(invoke("eval", "topic", "--file", gold, "--json").stdout)
+    assert out["source"] == str(gold) and out["examples"] == 2
+    assert out["reports"]["json"].endswith("file-gold.json")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\nhello,zzz\n")
+    result = invoke("eval", "topic", "--file", bad)
+    assert result.exit_code == 1 and "line 2" in result.output and "zzz" in result.output
+    result = invoke("eval", "topic", "--model", "v4")
+    assert result.exit_code == 1 and "has no model v4" in result.output
+
+
+def test_every_command_and_option_has_help():
+    from doctagger.cli import cli
+    from doctagger.cli.models import models
+    from doctagger.cli.train import eval_cmd, train
+
+    commands = [train, eval_cmd, models, *models.commands.values()]
+    for command in commands:
+        assert command.help and "\b" in command.help, command.name
+        for param in command.params:
+            if param.param_type_name == "option":
+                assert param.help, f"{command.name} {param.name}"
+    assert {"train", "eval", "models"} <= set(cli.commands)
+
+
+def test_eval_of_a_document_task_rolls_chunk_predictions_up(fake, index, invoke, tmp_path):
+    """Document-level: eval predicts each chunk and rolls up, as tag does."""
+    make_task(index, level="document", docs=corpus(n_docs=12, per_doc=3))
+    assert invoke("train", "topic").exit_code == 0
+    call = fake.calls[0]
+    assert all(ex.parts and len(ex.parts) == 3 for ex in call["train"])
+    gold = tmp_path / "gold.csv"  # documents the model was trained on: it knows their chunks
+    trained = sorted({ex.group for ex in call["train"]})
+    rows = [index.one("select path from documents where id = ?", [d])["path"] for d in trained]
+    values = {ex.group: ex.value for ex in call["train"]}
+    gold.write_text("path,label\n" + "".join(f"{p},{values[d]}\n" for p, d in zip(rows, trained)))
+    out = json.loads(invoke("eval", "topic", "--file", gold, "--json").stdout)
+    assert out["examples"] == len(trained)
+    assert out["metrics"]["accuracy"] == 1.0  # the joined text alone would get the default
