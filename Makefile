@@ -18,8 +18,9 @@ $(VENV)/.torch: | $(PY)
 	sh scripts/install-torch.sh $(PY)
 	touch $@
 
-$(VENV)/.installed: pyproject.toml $(VENV)/.torch
-	$(PY) -m pip install -q -e '.[test]'
+# doctagger itself (with its first-party task types) and the example third-party plugin.
+$(VENV)/.installed: pyproject.toml plugins/doctagger_keywords/pyproject.toml $(VENV)/.torch
+	$(PY) -m pip install -q -e '.[test]' -e plugins/doctagger_keywords
 	touch $@
 
 install: $(VENV)/.installed

@@ -131,7 +131,9 @@ def test_hook_that_raises_is_isolated(register_plugin):
                for f in plugins.failures())
 
 
-def test_unknown_task_type_error_lists_known(register_plugin):
+def test_unknown_task_type_error_lists_known(register_plugin, monkeypatch):
+    monkeypatch.setenv("DOCTAGGER_LOAD_PLUGINS", "")
+    plugins.reset()
     register_plugin(_good_plugin(), "good3")
     with pytest.raises(Exception) as info:
         plugins.get_task_type("nope")
