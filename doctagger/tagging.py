@@ -234,6 +234,15 @@ def tag_task(index: Index, task_name: str, *, version: int | str | None = None,
             roll(documents - {carry})
         if carry is not None:
             roll({carry})
+    # Documents whose tags came from another version (after `models use` rolled back to a
+    # version that had already predicted them): roll them up again from this version.
+    stale = [r["document_id"] for r in index.query(
+        "select distinct g.document_id from document_tags g where g.task_id = ? "
+        "and g.model_id != ? and exists (select 1 from predictions p join chunks c "
+        "on c.id = p.chunk_id where p.model_id = ? and c.document_id = g.document_id)",
+        [task.id, model["id"], model["id"]])]
+    if stale:
+        roll(set(stale))
     # items queued for review: chunks, or documents for document-level tasks
     summary["review"] = index.scalar(
         "select count(*) from predictions where model_id = ? and review = 1"

@@ -564,3 +564,19 @@ def test_progress_bar_path_on_a_terminal(corpus, index, invoke, monkeypatch):
     r = invoke("tag", "topic")
     assert r.exit_code == 0, r.output
     assert "Tagged 5 chunks of 2 documents" in r.output
+
+
+
+def test_models_use_rollback_rebuilds_tags_on_next_tag(invoke, index, corpus):
+    """After `models use` goes back to a version that already tagged everything, `tag`
+    rebuilds the document tags from that version's predictions."""
+    v1 = index.scalar("select active_model_id from tasks where name = 'topic'")
+    assert invoke("tag", "topic").exit_code == 0
+    v2 = add_model(index, "topic", 2)
+    assert invoke("tag", "topic").exit_code == 0
+    assert {r["model_id"] for r in index.query("select model_id from document_tags")} == {v2}
+    assert invoke("models", "use", "topic", "1").exit_code == 0
+    result = invoke("tag", "topic")
+    assert result.exit_code == 0, result.output
+    assert "rebuilt the tags of 2 documents" in result.output
+    assert {r["model_id"] for r in index.query("select model_id from document_tags")} == {v1}

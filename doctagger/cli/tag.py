@@ -69,7 +69,11 @@ def tag(task, version, all_, batch_size, min_score, write_pdf, json_):
 
 
 def _report(s: dict, write_pdf) -> None:
-    if not s["chunks"]:
+    if not s["chunks"] and s["documents"]:
+        click.echo(f"Every chunk already had a prediction from {s['task']} "
+                   f"v{s['model_version']}; rebuilt the tags of {s['documents']} documents "
+                   f"from them: {s['document_tags']} document tags.")
+    elif not s["chunks"]:
         click.echo(f"Nothing to tag: every chunk has a prediction from {s['task']} "
                    f"v{s['model_version']} (use --all to tag them again).")
     else:
