@@ -1,0 +1,56 @@
+"""A frozen sentence encoder: mean-pooled, L2-normalised embeddings (the "head" method's
+features). The same code embeds at training and at prediction time, so the two agree.
+
+A text longer than ``max_length`` tokens is cut there (``long_texts="truncate"``, the
+default): on the medical abstracts the first 128 tokens (title and opening sentences) gave
+better features than 256 tokens or the average of every window. ``long_texts="windows"``
+averages the embeddings of overlapping windows instead."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from doctagger_classification.batching import (average_windows, run_batched,
+                                               quiet, tokenize_windows, use_all_cores)
+
+
+class Encoder:
+    def __init__(self, path: str | Path, *, max_length: int = 128,
+                 long_texts: str = "truncate"):
+        from transformers import AutoModel, AutoTokenizer
+
+        use_all_cores()
+        quiet()
+        self.path = str(path)
+        self.tokenizer = AutoTokenizer.from_pretrained(self.path)
+        self.model = AutoModel.from_pretrained(self.path).eval()
+        limit = getattr(self.model.config, "max_position_embeddings", 512) or 512
+        self.max_length = max(8, min(int(max_length), int(limit), 512))
+        self.dim = int(self.model.config.hidden_size)
+        self.long_texts = long_texts
+
+    def _forward(self, ids, mask):
+        import torch
+
+        hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
+        m = mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+        return torch.nn.functional.normalize(pooled, dim=-1)
+
+    def embed(self, texts: Sequence[str], *, batch_size: int = 32):
+        """A float32 numpy array (len(texts), dim); long texts average their windows' embeddings
+        (then re-normalise)."""
+        import numpy as np
+        import torch
+
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        if self.long_texts == "windows":
+            windows, owner = tokenize_windows(self.tokenizer, texts, self.max_length)
+        else:
+            windows = self.tokenizer(list(texts), truncation=True, max_length=self.max_length,
+                                     padding=False)["input_ids"]
+            owner = list(range(len(texts)))
+        rows = run_batched(windows, self.tokenizer.pad_token_id or 0, batch_size, self._forward)
+        mean = torch.nn.functional.normalize(average_windows(rows, owner, len(texts)), dim=-1)
+        return mean.numpy().astype(np.float32)

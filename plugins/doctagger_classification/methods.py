@@ -1,0 +1,229 @@
+"""Training: the "head", "finetune" and "auto" methods, and the held-out evaluation they
+share.
+
+``auto`` (the default), the rule:
+1. always train the head (a frozen encoder and logistic regression: seconds);
+2. also fine-tune when there is enough data: at least :data:`FINETUNE_MIN_TOTAL` training
+   examples, or at least :data:`FINETUNE_MIN_PER_LABEL` of every label;
+3. keep whichever scores the higher held-out macro-F1 (a tie keeps the head: it is
+   cheaper). Without a held-out split there is nothing to compare: fine-tune when step 2
+   says so, else the head.
+
+Document-level tasks train on chunks that inherit their document's label (what ``tag``
+predicts on), and are evaluated per document: the mean of the chunk probabilities, as the
+roll-up does (measured against the whole document as one text: docs/classification.md).
+"""
+from __future__ import annotations
+
+import shutil
+import time
+from collections import Counter
+from pathlib import Path
+
+from doctagger.errors import InvalidInputError, TrainingError
+from doctagger.tasktypes import Example, Task, TrainOptions, TrainResult
+from doctagger_classification import multilabel, values
+
+METHODS = ("auto", "finetune", "head")
+FINETUNE_MIN_TOTAL = 200
+FINETUNE_MIN_PER_LABEL = 30
+#: how document-level tasks learn: "chunks" (inherit the document's label) or "whole"
+DOCUMENT_INPUT = "chunks"
+BUNDLED = "all-MiniLM-L6-v2 (bundled)"
+MULTI_LABEL_USAGE = """\
+Without doctagger, it is a plain Hugging Face model folder (multi-label: one sigmoid per
+label). Its per-label thresholds, tuned on the held-out split, are in `thresholds.json` (and
+in `config.json` as `doctagger_thresholds`):
+
+```python
+import json
+from transformers import pipeline
+
+tagger = pipeline("text-classification", model="MODEL_DIR", top_k=None)
+thresholds = json.load(open("MODEL_DIR/thresholds.json"))["thresholds"]
+scores = tagger(["some text"])[0]
+print([s["label"] for s in scores if s["score"] >= thresholds[s["label"]]])
+```
+"""
+AUTO_RULE = (f"head always; fine-tune too when there are >= {FINETUNE_MIN_TOTAL} training "
+             f"examples or >= {FINETUNE_MIN_PER_LABEL} of every label; keep the higher "
+             "held-out macro-F1 (a tie keeps the head)")
+
+
+def _parts(task: Task, example: Example, how: str) -> list[str]:
+    if task.level == "document" and how == "chunks" and example.parts:
+        parts = [p for p in example.parts if p and p.strip()]
+        if parts:
+            return parts
+    return [example.text or ""]
+
+
+def expand(task: Task, examples: list[Example], how: str = DOCUMENT_INPUT):
+    """(texts, values, owner): training texts (chunks inherit their document's value) and
+    the index of the example each came from."""
+    texts, vals, owner = [], [], []
+    for i, example in enumerate(examples):
+        for part in _parts(task, example, how):
+            texts.append(part)
+            vals.append(example.value)
+            owner.append(i)
+    return texts, vals, owner
+
+
+def enough_for_finetune(task: Task, examples: list[Example]) -> bool:
+    if len(examples) >= FINETUNE_MIN_TOTAL:
+        return True
+    counts = Counter(label for e in examples
+                     for label in (e.value if isinstance(e.value, list) else [e.value]))
+    return all(counts.get(label, 0) >= FINETUNE_MIN_PER_LABEL for label in task.labels)
+
+
+def held_out_scores(task: Task, predictor, evaluation: list[Example], model_dir: Path,
+                    how: str = DOCUMENT_INPUT) -> dict:
+    """Held-out metrics of a trained predictor (per document for document-level tasks);
+    for multi-label, tunes the per-label thresholds on the split first and saves them."""
+    import numpy as np
+
+    from doctagger.training import classification_scores
+
+    labels = predictor.labels
+    mean = predictor.document_probabilities(
+        [_parts(task, e, how) for e in evaluation]).numpy()
+    gold = [e.value for e in evaluation]
+    if task.multi_label:
+        hot = np.asarray([[1.0 if label in g else 0.0 for label in labels] for g in gold])
+        thresholds = multilabel.tune_thresholds(mean, hot)
+        predictor.thresholds = thresholds
+        multilabel.save(model_dir, labels, thresholds)
+        pred = [multilabel.decide(row, labels, thresholds) for row in mean]
+    else:
+        pred = [labels[int(j)] for j in mean.argmax(axis=1)]
+    scores = classification_scores(gold, pred, labels, task.multi_label)
+    scores["evaluated_on"] = "documents" if task.level == "document" else "chunks"
+    return scores
+
+
+def _train_head(task, train_texts, train_values, options, folder: Path, base: str, say):
+    from doctagger_classification import head
+    from doctagger_classification.encoder import Encoder
+
+    started = time.perf_counter()
+    max_length = int(options.max_length or head.MAX_LENGTH)
+    say(f"head: embedding {len(train_texts)} texts with the frozen encoder")
+    encoder = Encoder(base, max_length=max_length)
+    x = encoder.embed(train_texts)
+    weight, bias, fit_info = head.fit(x, values.encode(task, train_values),
+                                      n_labels=len(task.labels), multi_label=task.multi_label,
+                                      seed=int(options.seed))
+    head.save(folder, weight, bias, labels=task.labels, multi_label=task.multi_label,
+              encoder=options.base_model, encoder_path=base, max_length=encoder.max_length,
+              info={"C": fit_info["C"]})
+    if task.multi_label:
+        multilabel.save(folder, task.labels, [multilabel.DEFAULT] * len(task.labels))
+    return {"method": "head", "encoder_path": base, "device": "cpu", "max_length": encoder.max_length,
+            "hyperparameters": {"C": fit_info["C"], "C_chosen_by": fit_info["C_chosen_by"],
+                                "class_weight": "balanced", "pooling": "mean"},
+            "train_seconds": round(time.perf_counter() - started, 2)}
+
+
+def _train_finetune(task, train_texts, train_values, eval_texts, eval_values, options,
+                    folder: Path, base: str, say):
+    from doctagger.training import is_main_process
+    from doctagger_classification import finetune
+
+    info = finetune.train(labels=task.labels, multi_label=task.multi_label, texts=train_texts,
+                          targets=values.encode(task, train_values), eval_texts=eval_texts,
+                          eval_targets=values.encode(task, eval_values), options=options,
+                          output_dir=folder, base_model=base, report=say)
+    if task.multi_label and is_main_process():
+        multilabel.save(folder, task.labels, [multilabel.DEFAULT] * len(task.labels))
+    return info
+
+
+def train(task: Task, train_examples: list[Example], evaluation: list[Example],
+          options: TrainOptions, output_dir: Path) -> TrainResult:
+    from doctagger import training
+    from doctagger_classification.predictor import load as load_predictor
+
+    method = (options.method or "auto").lower()
+    if method not in METHODS:
+        raise InvalidInputError(f"unknown method '{options.method}': use auto, finetune or head")
+    if not train_examples:
+        raise TrainingError(f"task '{task.name}' has no training examples: label some first")
+    say = options.progress or (lambda message: None)
+    how = str(options.extra.get("document_input", DOCUMENT_INPUT)) if options.extra \
+        else DOCUMENT_INPUT
+    if how not in ("chunks", "whole"):
+        raise InvalidInputError("document_input must be 'chunks' or 'whole'")
+    base = training.resolve_base_model(options.base_model)
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    texts, vals, _ = expand(task, train_examples, how)
+    eval_texts, eval_vals, _ = expand(task, evaluation, how)
+    enough = enough_for_finetune(task, train_examples)
+    plan = {"auto": ["head"] + (["finetune"] if enough else []),
+            "head": ["head"], "finetune": ["finetune"]}[method]
+    if method == "auto" and not evaluation and enough:
+        plan = ["finetune"]  # nothing to compare on: the rule's data condition decides
+    distributed = training.world_size() > 1
+    if distributed:  # several processes (torchrun / accelerate): only fine-tuning is parallel
+        plan = ["finetune"]
+    main = training.is_main_process()
+    work = output_dir / ".candidates"
+    candidates: dict[str, dict] = {}
+    for name in plan:
+        folder = work / name
+        if name == "head":
+            info = _train_head(task, texts, vals, options, folder, base, say)
+        else:
+            say(f"finetune: {len(texts)} texts, base model {base}")
+            info = _train_finetune(task, texts, vals, eval_texts, eval_vals, options,
+                                   folder, base, say)
+        training.barrier()  # the main process has written the model
+        metrics: dict = {}
+        if evaluation and main:
+            predictor = load_predictor(folder)
+            metrics = held_out_scores(task, predictor, evaluation, folder, how)
+            say(f"{name}: held-out macro-F1 {metrics['macro_f1']:.3f}")
+        candidates[name] = {"info": info, "metrics": metrics, "folder": folder}
+    if len(candidates) > 1:
+        winner = max(plan, key=lambda n: (candidates[n]["metrics"].get("macro_f1", -1.0),
+                                          n == "head"))
+    else:
+        winner = plan[0]
+    chosen = candidates[winner]
+    if main:
+        for item in chosen["folder"].iterdir():
+            shutil.move(str(item), str(output_dir / item.name))
+        shutil.rmtree(work, ignore_errors=True)
+    training.barrier()
+    info = dict(chosen["info"])
+    info.update({
+        "method": winner, "method_requested": method,
+        "base_model": options.base_model or BUNDLED, "base_model_path": base,
+        "multi_label": task.multi_label, "level": task.level, "labels": list(task.labels),
+        "document_input": how if task.level == "document" else None,
+        "n_train_examples": len(train_examples), "n_train_texts": len(texts),
+        "n_eval_examples": len(evaluation),
+        "train_seconds": round(time.perf_counter() - started, 2),
+        "candidates": {n: {"macro_f1": c["metrics"].get("macro_f1"),
+                           "train_seconds": c["info"].get("train_seconds")}
+                       for n, c in candidates.items()},
+    })
+    if method == "auto":
+        info["auto_rule"] = AUTO_RULE
+    if winner == "head":
+        from doctagger_classification.head import USAGE
+
+        info["usage"] = USAGE
+    else:
+        info["pipeline_tag"] = "text-classification"
+        if task.multi_label:
+            info["usage"] = MULTI_LABEL_USAGE
+    if task.multi_label and main:
+        info["thresholds"] = dict(zip(task.labels, multilabel.load(output_dir, task.labels)))
+    metrics = dict(chosen["metrics"])
+    if not evaluation:
+        metrics = {"note": "no held-out split: too few examples to evaluate honestly"}
+    return TrainResult(metrics=metrics, info=info)

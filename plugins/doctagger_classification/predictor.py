@@ -1,0 +1,181 @@
+"""Predictors: what ``doctagger tag`` calls. ``predict(texts)`` returns one Prediction per
+text, with per-label probabilities in ``scores``.
+
+Speed (measured in docs/classification.md): each text is tokenised once with the fast
+tokenizer, windows are sorted by length and batched (a batch pads only to its own longest
+member), the model runs under ``torch.inference_mode`` with SDPA attention on every core.
+A text longer than the model's window (512 tokens for BERT-like models, the same as
+``pipeline(..., truncation=True)``) is read as overlapping windows whose probabilities are
+averaged, so a whole document can be passed too.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from doctagger.tasktypes import Prediction
+from doctagger_classification import multilabel
+from doctagger_classification.batching import (average_windows, run_batched,
+                                               quiet, tokenize_windows, use_all_cores)
+
+DEFAULT_BATCH = 64
+
+
+@dataclass
+class ClassPrediction(Prediction):
+    """A Prediction that also carries the per-label thresholds of a multi-label model (the
+    document-level roll-up compares mean probabilities with them)."""
+
+    thresholds: dict[str, float] | None = None
+
+
+class _Base:
+    labels: list[str]
+    multi_label: bool
+    thresholds: list[float]
+    batch_size: int
+
+    def probabilities(self, texts: Sequence[str], batch_size: int | None = None):
+        raise NotImplementedError
+
+    def predict(self, texts: Sequence[str], batch_size: int | None = None) -> list[Prediction]:
+        """One Prediction per text: value, score (its confidence) and scores (per label)."""
+        texts = [t if t is not None else "" for t in texts]
+        if not texts:
+            return []
+        probs = self.probabilities(texts, batch_size)
+        return [to_prediction(row, self.labels, self.multi_label, self.thresholds)
+                for row in probs.tolist()]
+
+    def document_probabilities(self, documents: Sequence[Sequence[str]],
+                               batch_size: int | None = None):
+        """A tensor (len(documents), labels): each document's mean chunk probabilities."""
+        import torch
+
+        flat = [part for parts in documents for part in (parts or [""])]
+        owner = [i for i, parts in enumerate(documents) for _ in (parts or [""])]
+        probs = self.probabilities(flat, batch_size) if flat else torch.zeros((0, 0))
+        return average_windows(list(probs), owner, len(documents))
+
+    def predict_documents(self, documents: Sequence[Sequence[str]],
+                          batch_size: int | None = None) -> list[Prediction]:
+        """One Prediction per document given as its chunk texts: the mean of the chunks'
+        probabilities, decided as for one text (the roll-up and the held-out evaluation of
+        document-level tasks do the same)."""
+        if not documents:
+            return []
+        probs = self.document_probabilities(documents, batch_size)
+        return [to_prediction(row, self.labels, self.multi_label, self.thresholds)
+                for row in probs.tolist()]
+
+
+def to_prediction(row: list[float], labels: list[str], multi_label: bool,
+                  thresholds: list[float]) -> Prediction:
+    scores = {label: float(p) for label, p in zip(labels, row)}
+    if multi_label:
+        value = multilabel.decide(row, labels, thresholds)
+        return ClassPrediction(value=value, score=multilabel.confidence(row, thresholds),
+                               scores=scores, thresholds=dict(zip(labels, thresholds)))
+    best = max(range(len(row)), key=row.__getitem__)
+    return Prediction(value=labels[best], score=float(row[best]), scores=scores)
+
+
+class HFPredictor(_Base):
+    """A fine-tuned AutoModelForSequenceClassification folder."""
+
+    def __init__(self, model_dir: str | Path, *, labels: list[str] | None = None,
+                 multi_label: bool | None = None, batch_size: int = DEFAULT_BATCH,
+                 window: int | None = None, quantize: bool = False, device: str | None = None):
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        use_all_cores()
+        quiet()
+        self.model_dir = Path(model_dir)
+        self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))
+        model = AutoModelForSequenceClassification.from_pretrained(
+            str(self.model_dir), attn_implementation="sdpa")
+        config = model.config
+        self.labels = labels or [config.id2label[i] for i in range(config.num_labels)]
+        self.multi_label = (config.problem_type == "multi_label_classification"
+                            if multi_label is None else multi_label)
+        self.thresholds = multilabel.load(self.model_dir, self.labels)
+        limit = int(getattr(config, "max_position_embeddings", 512) or 512)
+        self.window = int(window or min(limit, 512))
+        self.batch_size = int(batch_size)
+        if device is None:
+            from doctagger.training import choose_device
+
+            device = choose_device()
+        self.device = device
+        if quantize and self.device == "cpu":
+            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear},
+                                                           dtype=torch.qint8)
+        self.model = model.to(self.device).eval()
+        self.pad_id = self.tokenizer.pad_token_id or 0
+
+    def _forward(self, ids, mask):
+        logits = self.model(input_ids=ids.to(self.device),
+                            attention_mask=mask.to(self.device)).logits.float()
+        return logits.sigmoid() if self.multi_label else logits.softmax(-1)
+
+    def probabilities(self, texts: Sequence[str], batch_size: int | None = None):
+        """A float tensor (len(texts), labels)."""
+        windows, owner = tokenize_windows(self.tokenizer, texts, self.window)
+        rows = run_batched(windows, self.pad_id, batch_size or self.batch_size, self._forward)
+        return average_windows([r.cpu() for r in rows], owner, len(texts))
+
+
+class HeadPredictor(_Base):
+    """A frozen encoder + the linear head saved by the "head" method."""
+
+    def __init__(self, model_dir: str | Path, *, batch_size: int = DEFAULT_BATCH):
+        import torch
+
+        from doctagger_classification import head
+        from doctagger_classification.encoder import Encoder
+
+        self.model_dir = Path(model_dir)
+        config, weight, bias = head.load(self.model_dir)
+        self.config = config
+        self.labels = list(config["labels"])
+        self.multi_label = bool(config["multi_label"])
+        self.thresholds = multilabel.load(self.model_dir, self.labels)
+        self.encoder = Encoder(_encoder_path(config), max_length=int(config["max_length"]),
+                               long_texts=config.get("long_texts", "truncate"))
+        self.weight = torch.from_numpy(weight)
+        self.bias = torch.from_numpy(bias)
+        self.batch_size = int(batch_size)
+
+    def probabilities(self, texts: Sequence[str], batch_size: int | None = None):
+        import torch
+
+        x = torch.from_numpy(self.encoder.embed(texts, batch_size=batch_size or self.batch_size))
+        logits = x @ self.weight.T + self.bias
+        return logits.sigmoid() if self.multi_label else logits.softmax(-1)
+
+
+def _encoder_path(config: dict) -> str:
+    """The encoder a head was trained on: its recorded folder when it still exists, else
+    the name given at training time, resolved again (None: the bundled MiniLM)."""
+    path = config.get("encoder_path")
+    if path and Path(path).is_dir():
+        return path
+    from doctagger.training import resolve_base_model
+
+    return resolve_base_model(config.get("encoder"))
+
+
+def load(model_dir: str | Path, *, batch_size: int = DEFAULT_BATCH, **kwargs):
+    """The right predictor for a model folder written by this plugin."""
+    from doctagger_classification import head
+
+    if head.is_head(Path(model_dir)):
+        return HeadPredictor(model_dir, batch_size=batch_size)
+    return HFPredictor(model_dir, batch_size=batch_size, **kwargs)
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text()) if Path(path).exists() else {}

@@ -1,0 +1,128 @@
+"""The "ner" task type: entity spans in chunk text, learned by a token-classification model.
+
+Label values are lists of ``{"start": int, "end": int, "label": str}``: character offsets
+into the chunk text, end exclusive, sorted by start, never overlapping. ``validate`` cannot
+see the text, so it checks everything but the upper bound; the core checks that a span
+ends within its text where it knows the text (``doctagger.formats`` does on import).
+
+Predicted spans also carry a ``score`` (the entity's confidence); ``validate`` drops it, so a
+prediction accepted as a label is a plain span list again.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from doctagger.errors import InvalidLabelError
+from doctagger.tasktypes import (ChunkPrediction, DocumentTag, Example, Prediction, Task,
+                                 TaskType, TrainOptions, TrainResult)
+
+_NAME = re.compile(r"^\S+$")
+
+
+class NERTaskType(TaskType):
+    name = "ner"
+    description = "named entities: character spans in chunk text (PER, ORG, ...)"
+    value_kind = "spans"
+    levels = ("chunk",)
+    needs_training = True
+
+    # -- labels ----------------------------------------------------------------------------
+    def check_labels(self, labels: list[str], *, multi_label: bool, level: str) -> None:
+        if not labels:
+            raise InvalidLabelError("give the entity types with --labels, e.g. --labels PER,ORG,LOC")
+        if level != "chunk":
+            raise InvalidLabelError("ner tasks label spans inside chunk text, so they are "
+                                    "chunk-level only; create the task with --level chunk")
+        if multi_label:
+            raise InvalidLabelError("--multi-label does not apply to ner (a chunk can already "
+                                    "hold any number of entities); leave it out")
+        seen = set()
+        for label in labels:
+            if not _NAME.match(label):
+                raise InvalidLabelError(f"entity type {label!r} contains white space; use names "
+                                        "such as PER or PRODUCT_NAME")
+            if label == "O" or label[:2] in ("B-", "I-", "E-", "S-"):
+                raise InvalidLabelError(f"{label!r} looks like a BIO tag; give the entity types "
+                                        "only (PER, ORG), doctagger makes the B-/I- tags")
+            if label in seen:
+                raise InvalidLabelError(f"entity type {label!r} is given twice; list each once")
+            seen.add(label)
+
+    def validate(self, task: Task, value: Any) -> list[dict]:
+        from doctagger.formats.base import ValueProblem, normalize_spans
+
+        if isinstance(value, list) and any(isinstance(v, dict) and "score" in v for v in value):
+            value = [{k: v for k, v in item.items() if k != "score"}
+                     if isinstance(item, dict) else item for item in value]
+        try:
+            spans = normalize_spans(value, None)
+        except ValueProblem as e:
+            raise InvalidLabelError(str(e)) from None
+        allowed = set(task.labels)
+        for span in spans:
+            if span["label"] not in allowed:
+                raise InvalidLabelError(
+                    f"unknown entity type {span['label']!r} for task {task.name}; use one of "
+                    f"{', '.join(task.labels)} (or add it to the task)")
+        return spans
+
+    # -- models ----------------------------------------------------------------------------
+    def train(self, task: Task, train: list[Example], evaluation: list[Example],
+              options: TrainOptions, output_dir: Path) -> TrainResult:
+        from doctagger_ner.train import train_ner
+
+        return train_ner(task, train, evaluation, options, Path(output_dir))
+
+    def load(self, task: Task, model_dir: Path):
+        from doctagger_ner.predictor import NERPredictor
+
+        return NERPredictor(Path(model_dir))
+
+    def evaluate(self, task: Task, examples: list[Example],
+                 predictions: list[Prediction]) -> dict:
+        """seqeval entity-level precision/recall/F1, overall and ``per_type`` (exact type and
+        boundaries), through doctagger's shipped metric module."""
+        from doctagger.training import ner_scores
+
+        return ner_scores([e.value or [] for e in examples],
+                          [p.value or [] for p in predictions])
+
+    # -- documents -------------------------------------------------------------------------
+    def rollup(self, task: Task, items: list[ChunkPrediction]) -> list[DocumentTag]:
+        """One tag per distinct (entity type, surface text with case and spacing folded):
+        score the best mention's, up to 3 supporting chunks (best first), and in ``extra``
+        the first mention in reading order: its text, page, chunk and offsets in the chunk,
+        plus how many mentions there are."""
+        found: dict[tuple[str, str], dict] = {}
+        for order, item in enumerate(items):
+            for span in item.prediction.value or []:
+                surface = item.text[span["start"]:span["end"]]
+                key = (span["label"], " ".join(surface.split()).casefold())
+                if not key[1]:
+                    continue
+                score = float(span.get("score", item.prediction.score))
+                entry = found.setdefault(key, {"first": (order, item, span, surface),
+                                               "chunks": {}, "count": 0})
+                entry["count"] += 1
+                chunks = entry["chunks"]
+                chunks[item.chunk_id] = max(score, chunks.get(item.chunk_id, 0.0))
+        tags = []
+        for (label, _), entry in found.items():
+            _, item, span, surface = entry["first"]
+            ranked = sorted(entry["chunks"].items(), key=lambda kv: (-kv[1], kv[0]))
+            tags.append(DocumentTag(
+                label=label, score=ranked[0][1], chunk_ids=[c for c, _ in ranked[:3]],
+                extra={"text": surface, "page": item.page, "chunk_id": item.chunk_id,
+                       "start": span["start"], "end": span["end"], "count": entry["count"]}))
+        tags.sort(key=lambda t: (-t.score, t.label, t.extra["text"]))
+        return tags
+
+    def uncertainty(self, task: Task, prediction: Prediction) -> float:
+        """1 - the lowest word confidence in the chunk (any word the model hesitates on,
+        entity or not); 1 - score when that is not at hand."""
+        weakest = getattr(prediction, "min_token_confidence", None)
+        if weakest is not None:
+            return 1.0 - float(weakest)
+        return 1.0 - float(prediction.score)

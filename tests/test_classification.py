@@ -1,0 +1,471 @@
+"""The first-party classification task type (plugins/doctagger_classification).
+
+Transformer paths run on a tiny random BERT built in the test (2 layers, hidden 32, a
+WordPiece vocabulary of the test texts): seconds, no network. One slow test uses the
+bundled all-MiniLM-L6-v2.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from doctagger.errors import InvalidLabelError
+from doctagger.tasktypes import ChunkPrediction, Example, Prediction, Task, TrainOptions
+from doctagger.testing import check_task_type, sample_examples, tiny_bert
+
+LABELS = ["invoice", "contract", "letter"]
+WORDS = {"invoice": "payment amount due total invoice",
+         "contract": "agreement party clause signed contract",
+         "letter": "dear regards sincerely yours letter"}
+
+
+def _task(multi=False, level="chunk", labels=LABELS):
+    return Task(name="kind", type="classification", labels=list(labels), multi_label=multi,
+                level=level, id=1)
+
+
+def _examples(per_label=8, multi=False, level="chunk"):
+    out = []
+    for i in range(per_label):
+        for j, label in enumerate(LABELS):
+            text = f"{WORDS[label]} number {i}"
+            value = [label] if multi else label
+            if multi and i % 3 == 2:  # some texts carry two labels, some none
+                other = LABELS[(j + 1) % 3]
+                text += " " + WORDS[other]
+                value = sorted([label, other])
+            parts = None
+            if level == "document":
+                parts = [f"{WORDS[label]} part one {i}", f"the {label} again, part two {i}"]
+                text = "\n".join(parts)
+            out.append(Example(text=text, value=value, group=len(out), parts=parts))
+    return out
+
+
+@pytest.fixture(scope="module")
+def bert(tmp_path_factory):
+    texts = [e.text for e in _examples(level="document")] + list(WORDS.values())
+    return tiny_bert(tmp_path_factory.mktemp("bert"), texts + ["number part one two again the"])
+
+
+@pytest.fixture
+def task_type():
+    from doctagger.plugins import get_task_type
+
+    return get_task_type("classification")
+
+
+def _options(bert, **kw):
+    kw.setdefault("epochs", 2)
+    return TrainOptions(base_model=str(bert), **kw)
+
+
+def _train(task_type, task, examples, tmp_path, options):
+    train = [e for i, e in enumerate(examples) if i % 4 != 3]
+    evaluation = [e for i, e in enumerate(examples) if i % 4 == 3]
+    out = tmp_path / "model"
+    result = task_type.train(task, train, evaluation, options, out)
+    return result, out, evaluation
+
+
+# -- found through the entry point, labels ------------------------------------------------
+def test_found_only_through_the_entry_point(invoke):
+    from importlib import metadata
+
+    eps = {ep.name: ep.value for ep in metadata.entry_points(group="doctagger")}
+    assert eps["classification"] == "doctagger_classification"
+    result = invoke("plugins", "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    row = next(r for r in rows if "classification" in r["task_types"])
+    assert row["name"] == "classification" and row["error"] is None
+
+
+def test_check_labels(task_type):
+    task_type.check_labels(["a", "b"], multi_label=False, level="chunk")
+    task_type.check_labels(["only"], multi_label=True, level="document")
+    for labels, multi, message in [
+        (["only"], False, "at least 2 labels"),
+        (["a", "a"], False, "given twice"),
+        (["a|b", "c"], False, "contains '|'"),
+        (["a,b", "c"], True, "contains ','"),
+        ([], True, "at least one label"),
+    ]:
+        with pytest.raises(InvalidLabelError, match=message):
+            task_type.check_labels(labels, multi_label=multi, level="chunk")
+
+
+def test_tasks_create_refuses_bad_labels_through_the_cli(invoke):
+    result = invoke("tasks", "create", "kind", "--type", "classification", "--labels", "a")
+    assert result.exit_code == 1
+    assert "at least 2 labels" in result.output
+    result = invoke("tasks", "create", "kind", "--type", "classification", "--labels", "a,b")
+    assert result.exit_code == 0, result.output
+
+
+def test_validate_normalises(task_type):
+    single, multi = _task(), _task(multi=True)
+    assert task_type.validate(single, "letter") == "letter"
+    assert task_type.validate(single, ["letter"]) == "letter"
+    assert task_type.validate(multi, "letter") == ["letter"]
+    assert task_type.validate(multi, ["letter", "invoice", "letter"]) == ["invoice", "letter"]
+    assert task_type.validate(multi, "letter|invoice") == ["invoice", "letter"]
+    assert task_type.validate(multi, []) == []  # "none of them" is a real answer
+    with pytest.raises(InvalidLabelError, match="unknown label 'memo'.*invoice, contract"):
+        task_type.validate(single, "memo")
+    with pytest.raises(InvalidLabelError, match="single-label"):
+        task_type.validate(single, ["letter", "invoice"])
+    with pytest.raises(InvalidLabelError, match="unknown label"):
+        task_type.validate(multi, ["letter", "memo"])
+    with pytest.raises(InvalidLabelError):
+        task_type.validate(single, 3)
+
+
+# -- conformance: every combination through the core's contract --------------------------
+@pytest.mark.parametrize("method,multi,level", [
+    ("head", False, "chunk"), ("head", True, "document"),
+    ("finetune", False, "document"), ("finetune", True, "chunk"),
+])
+def test_conformance(bert, tmp_path, method, multi, level):
+    report = check_task_type("classification", labels=LABELS, tmp_path=tmp_path,
+                             multi_label=multi, level=level,
+                             train_options=_options(bert, method=method, epochs=1))
+    report.assert_ok()
+
+
+# -- fine-tuning ------------------------------------------------------------------------
+def test_finetune_round_trip_matches_transformers_pipeline(task_type, bert, tmp_path):
+    from transformers import pipeline
+
+    task = _task()
+    examples = _examples()
+    messages = []
+    result, out, evaluation = _train(task_type, task, examples, tmp_path, _options(
+        bert, method="finetune", epochs=3, learning_rate=1e-3, progress=messages.append))
+    info, metrics = result.info, result.metrics
+    assert info["method"] == "finetune" and info["pipeline_tag"] == "text-classification"
+    assert info["max_length"] <= 128 and info["hyperparameters"]["learning_rate"] == 1e-3
+    assert set(metrics) >= {"macro_f1", "accuracy", "per_label", "confusion_matrix"}
+    assert metrics["evaluated_on"] == "chunks"
+    assert any("held-out macro-F1" in m for m in messages)
+    files = {p.name for p in out.iterdir()}
+    assert {"config.json", "model.safetensors"} <= files
+    assert not any(name.endswith((".bin", ".pt")) for name in files)
+    assert "checkpoints" not in files and ".candidates" not in files
+    config = json.loads((out / "config.json").read_text())
+    assert config["id2label"] == {str(i): label for i, label in enumerate(LABELS)}
+
+    predictor = task_type.load(task, out)
+    texts = [e.text for e in examples] + ["a text about nothing in particular"]
+    predictions = predictor.predict(texts)
+    assert len(predictions) == len(texts)
+    for p in predictions:
+        assert p.value in LABELS and set(p.scores) == set(LABELS)
+        assert math.isclose(sum(p.scores.values()), 1.0, abs_tol=1e-4)
+        assert p.score == pytest.approx(p.scores[p.value])
+    classifier = pipeline("text-classification", model=str(out), device="cpu")
+    theirs = classifier(texts, top_k=None)
+    for mine, ref in zip(predictions, theirs):
+        ref_scores = {r["label"]: r["score"] for r in ref}
+        for label in LABELS:
+            assert mine.scores[label] == pytest.approx(ref_scores[label], abs=1e-4)
+        ranked = sorted(ref_scores.values(), reverse=True)
+        if ranked[0] - ranked[1] > 1e-3:
+            assert mine.value == max(ref_scores, key=ref_scores.get)
+    # the same answers whatever the batch size (length-sorted batching changes nothing)
+    again = predictor.predict(texts, batch_size=3)
+    assert [p.value for p in again] == [p.value for p in predictions]
+    scores = task_type.evaluate(task, evaluation, predictor.predict([e.text for e in evaluation]))
+    assert scores["macro_f1"] == pytest.approx(metrics["macro_f1"])
+
+
+def test_finetune_learns_and_keeps_the_best_epoch(task_type, bert, tmp_path):
+    task = _task()
+    result, out, _ = _train(task_type, task, _examples(per_label=10), tmp_path, _options(
+        bert, method="finetune", epochs=6, learning_rate=3e-3, batch_size=8))
+    assert result.info["epochs_run"] <= 6
+    # the model saved is the best epoch's: its held-out score is the best one seen
+    assert result.metrics["macro_f1"] == pytest.approx(result.info["best_checkpoint_metric"])
+
+
+def test_long_texts_are_read_in_windows(task_type, bert, tmp_path):
+    from doctagger_classification.predictor import HFPredictor
+
+    result, out, _ = _train(task_type, _task(), _examples(), tmp_path,
+                            _options(bert, method="finetune", epochs=1))
+    predictor = HFPredictor(out, window=16)
+    long_text = " ".join([WORDS["invoice"]] * 20)  # ~100 tokens: several windows of 16
+    (p,) = predictor.predict([long_text])
+    assert p.value in LABELS and math.isclose(sum(p.scores.values()), 1.0, abs_tol=1e-4)
+    windows = predictor.probabilities([" ".join(long_text.split()[:10])])
+    assert windows.shape == (1, 3)
+
+
+# -- head --------------------------------------------------------------------------------
+def test_head_saves_without_pickle_and_reloads(task_type, bert, tmp_path):
+    task = _task()
+    examples = _examples()
+    result, out, evaluation = _train(task_type, task, examples, tmp_path,
+                                     _options(bert, method="head"))
+    assert result.info["method"] == "head"
+    assert result.info["hyperparameters"]["C"] > 0
+    assert "head.safetensors" in result.info["usage"]  # the card says how to use it
+    files = {p.name for p in out.iterdir()}
+    assert files >= {"head.safetensors", "head.json", "USAGE.md"}
+    assert not any(name.endswith((".pkl", ".joblib", ".bin", ".pt")) for name in files)
+    config = json.loads((out / "head.json").read_text())
+    assert config["labels"] == LABELS and config["encoder"] == str(bert)
+    predictor = task_type.load(task, out)
+    predictions = predictor.predict([e.text for e in evaluation])
+    scores = task_type.evaluate(task, evaluation, predictions)
+    assert scores["macro_f1"] == pytest.approx(result.metrics["macro_f1"])
+    assert result.metrics["macro_f1"] >= 0.6  # keyword texts separate even with random weights
+
+
+def test_head_follows_the_usage_recipe_outside_doctagger(task_type, bert, tmp_path):
+    """The code in the card (USAGE.md) gives the predictor's probabilities."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModel, AutoTokenizer
+
+    task = _task()
+    _, out, _ = _train(task_type, task, _examples(), tmp_path, _options(bert, method="head"))
+    cfg = json.loads((out / "head.json").read_text())
+    head = load_file(str(out / "head.safetensors"))
+    tok = AutoTokenizer.from_pretrained(cfg["encoder_path"])
+    enc = AutoModel.from_pretrained(cfg["encoder_path"]).eval()
+    batch = tok(["payment amount due"], truncation=True, max_length=cfg["max_length"],
+                padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        h = enc(**batch).last_hidden_state
+        m = batch["attention_mask"].unsqueeze(-1).float()
+        e = torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=-1)
+        probs = (e @ head["weight"].T + head["bias"]).softmax(-1)[0].tolist()
+    (mine,) = task_type.load(task, out).predict(["payment amount due"])
+    assert [mine.scores[label] for label in cfg["labels"]] == pytest.approx(probs, abs=1e-5)
+
+
+# -- multi-label -------------------------------------------------------------------------
+def test_multi_label_thresholds_are_tuned_and_used(task_type, bert, tmp_path):
+    task = _task(multi=True)
+    result, out, evaluation = _train(task_type, task, _examples(multi=True), tmp_path,
+                                     _options(bert, method="head"))
+    saved = json.loads((out / "thresholds.json").read_text())["thresholds"]
+    assert set(saved) == set(LABELS)
+    assert result.info["thresholds"] == saved
+    assert all(0.05 <= t <= 0.95 for t in saved.values())
+    predictor = task_type.load(task, out)
+    for p in predictor.predict([e.text for e in evaluation]):
+        assert p.value == sorted(l for l in LABELS if p.scores[l] >= saved[l])
+        assert 0.0 <= p.score <= 1.0
+        assert p.thresholds == saved
+
+
+def test_multi_label_finetune_config_carries_thresholds(task_type, bert, tmp_path):
+    from transformers import pipeline
+
+    task = _task(multi=True)
+    _, out, _ = _train(task_type, task, _examples(multi=True), tmp_path,
+                       _options(bert, method="finetune", epochs=1))
+    config = json.loads((out / "config.json").read_text())
+    assert config["problem_type"] == "multi_label_classification"
+    assert set(config["doctagger_thresholds"]) == set(LABELS)
+    text = WORDS["letter"]
+    (mine,) = task_type.load(task, out).predict([text])
+    theirs = pipeline("text-classification", model=str(out), device="cpu")([text], top_k=None)[0]
+    for r in theirs:  # the pipeline applies a sigmoid per label, as we do
+        assert mine.scores[r["label"]] == pytest.approx(r["score"], abs=1e-4)
+
+
+def test_tune_thresholds_rule():
+    from doctagger_classification.multilabel import tune_thresholds
+
+    probs = [[0.9, 0.3, 0.2], [0.8, 0.35, 0.1], [0.2, 0.32, 0.3], [0.1, 0.1, 0.2]]
+    gold = [[1, 1, 0], [1, 1, 0], [0, 1, 0], [0, 0, 0]]
+    t = tune_thresholds(probs, gold)
+    assert 0.2 < t[0] <= 0.8  # separates 0.8/0.9 from 0.1/0.2; the tie goes nearest 0.5
+    assert 0.1 < t[1] <= 0.3  # catches all three positives (0.3-0.35) and not 0.1
+    assert t[2] == 0.5  # no positive example: the default
+
+
+# -- document level ----------------------------------------------------------------------
+def test_document_level_trains_on_chunks_and_scores_documents(task_type, bert, tmp_path):
+    task = _task(level="document")
+    examples = _examples(level="document")
+    result, out, evaluation = _train(task_type, task, examples, tmp_path,
+                                     _options(bert, method="head"))
+    info = result.info
+    assert info["document_input"] == "chunks"
+    assert info["n_train_texts"] == 2 * info["n_train_examples"]  # two parts a document
+    assert result.metrics["evaluated_on"] == "documents"
+    assert result.metrics["n"] == len(evaluation)
+    # the predictor scores a document given as its chunks the same way (mean probabilities)
+    predictor = task_type.load(task, out)
+    documents = predictor.predict_documents([e.parts for e in evaluation])
+    scores = task_type.evaluate(task, evaluation, documents)
+    assert scores["macro_f1"] == pytest.approx(result.metrics["macro_f1"])
+
+
+def test_document_level_whole_text_option(task_type, bert, tmp_path):
+    task = _task(level="document")
+    result, _, _ = _train(task_type, task, _examples(level="document"), tmp_path,
+                          _options(bert, method="head", extra={"document_input": "whole"}))
+    assert result.info["document_input"] == "whole"
+    assert result.info["n_train_texts"] == result.info["n_train_examples"]
+
+
+# -- auto --------------------------------------------------------------------------------
+def test_auto_keeps_the_head_on_little_data(task_type, bert, tmp_path):
+    result, out, _ = _train(task_type, _task(), _examples(), tmp_path, _options(bert))
+    assert result.info["method"] == "head" and result.info["method_requested"] == "auto"
+    assert set(result.info["candidates"]) == {"head"}
+    assert "head always" in result.info["auto_rule"]
+
+
+def test_auto_compares_both_when_there_is_enough_data(task_type, bert, tmp_path, monkeypatch):
+    from doctagger_classification import methods
+
+    monkeypatch.setattr(methods, "FINETUNE_MIN_TOTAL", 10)
+    result, out, _ = _train(task_type, _task(), _examples(), tmp_path,
+                            _options(bert, epochs=1))
+    candidates = result.info["candidates"]
+    assert set(candidates) == {"head", "finetune"}
+    best = max(candidates, key=lambda n: (candidates[n]["macro_f1"], n == "head"))
+    assert result.info["method"] == best
+    assert result.metrics["macro_f1"] == candidates[best]["macro_f1"]
+    assert not (out / ".candidates").exists()
+
+
+def test_unknown_method_is_refused(task_type, bert, tmp_path):
+    from doctagger.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="unknown method 'magic'"):
+        _train(task_type, _task(), _examples(), tmp_path, _options(bert, method="magic"))
+
+
+# -- roll-up and uncertainty -------------------------------------------------------------
+def _item(chunk_id, scores=None, value=None, score=None, page=1):
+    if scores is not None and value is None:
+        value = max(scores, key=scores.get)
+        score = scores[value]
+    return ChunkPrediction(chunk_id=chunk_id, page=page, text="t",
+                           prediction=Prediction(value=value, score=score, scores=scores))
+
+
+def test_rollup_chunk_level(task_type):
+    task = _task()
+    items = [_item(1, {"invoice": 0.7, "contract": 0.2, "letter": 0.1}),
+             _item(2, {"invoice": 0.9, "contract": 0.05, "letter": 0.05}),
+             _item(3, {"invoice": 0.1, "contract": 0.6, "letter": 0.3}),
+             _item(4, {"invoice": 0.8, "contract": 0.1, "letter": 0.1}),
+             _item(5, {"invoice": 0.75, "contract": 0.2, "letter": 0.05})]
+    tags = {t.label: t for t in task_type.rollup(task, items)}
+    assert set(tags) == {"invoice", "contract"}
+    assert tags["invoice"].score == 0.9 and tags["invoice"].chunk_ids == [2, 4, 5]
+    assert tags["contract"].chunk_ids == [3]
+
+
+def test_rollup_document_level_single_and_multi(task_type):
+    items = [_item(1, {"invoice": 0.6, "contract": 0.3, "letter": 0.1}),
+             _item(2, {"invoice": 0.1, "contract": 0.8, "letter": 0.1}),
+             _item(3, {"invoice": 0.2, "contract": 0.7, "letter": 0.1})]
+    (tag,) = task_type.rollup(_task(level="document"), items)
+    assert tag.label == "contract" and tag.score == pytest.approx(0.6)
+    assert tag.chunk_ids == [2, 3, 1]
+    multi = _task(multi=True, level="document")
+    from doctagger_classification.predictor import ClassPrediction
+
+    thresholds = {"invoice": 0.3, "contract": 0.5, "letter": 0.5}
+    items = [ChunkPrediction(i, 1, "t", ClassPrediction(value=[], score=0.5, scores=s,
+                                                        thresholds=thresholds))
+             for i, s in enumerate([{"invoice": 0.4, "contract": 0.9, "letter": 0.1},
+                                    {"invoice": 0.3, "contract": 0.2, "letter": 0.2}], 1)]
+    tags = task_type.rollup(multi, items)
+    assert [t.label for t in tags] == ["contract", "invoice"]  # 0.55 >= 0.5, 0.35 >= 0.3
+
+
+def test_rollup_from_values_read_back_without_scores(task_type):
+    """Predictions read from the index carry only value and score."""
+    items = [_item(1, value="invoice", score=0.9), _item(2, value="letter", score=0.6),
+             _item(3, value="invoice", score=0.7)]
+    (tag,) = task_type.rollup(_task(level="document"), items)
+    assert tag.label == "invoice"
+    multi = [_item(1, value=["invoice"], score=0.9), _item(2, value=["invoice", "letter"],
+                                                            score=0.6),
+             _item(3, value=[], score=0.8)]
+    tags = task_type.rollup(_task(multi=True, level="document"), multi)
+    assert [t.label for t in tags] == ["invoice"]  # 2 of 3 chunks; letter only 1 of 3
+
+
+def test_uncertainty(task_type):
+    task = _task()
+    sure = Prediction("invoice", 0.98, {"invoice": 0.98, "contract": 0.01, "letter": 0.01})
+    torn = Prediction("invoice", 0.45, {"invoice": 0.45, "contract": 0.44, "letter": 0.11})
+    assert task_type.uncertainty(task, torn) > 0.95 > 0.1 > task_type.uncertainty(task, sure)
+    assert task_type.uncertainty(task, Prediction("invoice", 0.7)) == pytest.approx(0.3)
+    multi = _task(multi=True)
+    near = Prediction(["invoice"], 0.5, {"invoice": 0.52, "contract": 0.05, "letter": 0.01})
+    clear = Prediction(["invoice"], 0.9, {"invoice": 0.97, "contract": 0.02, "letter": 0.01})
+    assert task_type.uncertainty(multi, near) > 0.9 > task_type.uncertainty(multi, clear)
+
+
+# -- the real bundled model --------------------------------------------------------------
+@pytest.mark.slow
+def test_end_to_end_with_the_bundled_minilm(task_type, tmp_path):
+    """Head and fine-tuning on the bundled all-MiniLM-L6-v2, a handful of samples."""
+    from transformers import pipeline
+
+    task = _task()
+    examples = sample_examples(LABELS, per_label=4)
+    train = [e for i, e in enumerate(examples) if i % 4 != 3]
+    evaluation = [e for i, e in enumerate(examples) if i % 4 == 3]
+    head = task_type.train(task, train, evaluation, TrainOptions(method="head"), tmp_path / "h")
+    assert head.info["base_model"] == "all-MiniLM-L6-v2 (bundled)"
+    assert head.metrics["macro_f1"] >= 0.6  # the label is written in each text
+    tuned = task_type.train(task, train, evaluation,
+                            TrainOptions(method="finetune", epochs=1, max_length=32),
+                            tmp_path / "f")
+    texts = [e.text for e in evaluation]
+    mine = task_type.load(task, tmp_path / "f").predict(texts)
+    theirs = pipeline("text-classification", model=str(tmp_path / "f"), device="cpu")(texts)
+    assert [p.value for p in mine] == [r["label"] for r in theirs]
+    assert [p.score for p in mine] == pytest.approx([r["score"] for r in theirs], abs=1e-4)
+    assert tuned.info["device"] == "cpu"
+
+
+# -- through the command line ------------------------------------------------------------
+def test_cli_create_import_train_tag_search(invoke, bert, tmp_path):
+    """The user's loop with this task type: create, import a CSV, train, tag, filter."""
+    import csv
+
+    rows = [(e.text, e.value) for e in _examples(per_label=6)]
+    path = tmp_path / "labels.csv"
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows([("text", "label")] + rows)
+    assert invoke("tasks", "create", "kind", "--type", "classification",
+                  "--labels", ",".join(LABELS)).exit_code == 0
+    result = invoke("import", "kind", path)
+    assert result.exit_code == 0, result.output
+    result = invoke("train", "kind", "--method", "head", "--base-model", bert, "--json")
+    assert result.exit_code == 0, result.output
+    trained = json.loads(result.stdout)
+    assert trained["method"] == "head" and trained["metrics"]["macro_f1"] >= 0.6
+    result = invoke("tag", "kind", "--json")
+    assert result.exit_code == 0, result.output
+    tagged = json.loads(result.stdout)
+    assert tagged["chunks"] == len(rows) and tagged["document_tags"] >= len(rows)
+    result = invoke("docs", "--tag", "kind=invoice", "--json")
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)) >= 4  # most of the 6 invoice texts
+
+
+def test_cli_train_refuses_an_unknown_base_model_folder(invoke, tmp_path):
+    invoke("tasks", "create", "kind", "--type", "classification", "--labels", "a,b")
+    path = tmp_path / "labels.csv"
+    path.write_text("text,label\n" + "".join(f"text {i},{'ab'[i % 2]}\n" for i in range(12)))
+    assert invoke("import", "kind", path).exit_code == 0
+    result = invoke("train", "kind", "--base-model", tmp_path / "missing")
+    assert result.exit_code == 1
+    assert "no such folder" in result.output
