@@ -66,15 +66,52 @@ def _next_version(index: Index, task: Task) -> int:
     return highest + 1
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (True when that cannot be told)."""
+    if pid == os.getpid() or os.name == "nt":  # os.kill(pid, 0) is no probe on Windows
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, but is another user's
+        return True
+    return True
+
+
+def _sweep(index: Index, task: Task, folder: Path) -> None:
+    """Tidy what killed runs left in ``models/TASK``: hidden build folders of processes
+    that are gone are removed; a ``vN`` folder without a ``models`` row (renamed by a run
+    killed before its transaction committed) is moved aside to a hidden
+    ``.unregistered-vN-TIME`` folder, never deleted. Run under the write lock, so that no
+    other run is between its rename and its commit."""
+    registered = {r["path"] for r in index.query("select path from models where task_id = ?",
+                                                 [task.id])}
+    for child in folder.iterdir():
+        if not child.is_dir():
+            continue
+        tmp = re.fullmatch(r"\.tmp-v\d+-(\d+)-.*", child.name)
+        if tmp and not pid_alive(int(tmp.group(1))):
+            shutil.rmtree(child, ignore_errors=True)
+        elif (re.fullmatch(r"v\d+", child.name)
+              and child.relative_to(index.path).as_posix() not in registered):
+            stamp = now().replace(":", "").replace("+0000", "")
+            os.rename(child, folder / f".unregistered-{child.name}-{stamp}")
+
+
 def new_version_dir(index: Index, task: Task | str) -> tuple[int, Path]:
     """The number the next version will probably get, and an empty hidden folder
-    (``models/TASK/.tmp-vN-XXXX``) to build it in. Pass both to :func:`register_version`,
-    or :func:`discard` the folder."""
+    (``models/TASK/.tmp-vN-PID-XXXX``) to build it in. Pass both to
+    :func:`register_version`, or :func:`discard` the folder. What killed runs left behind
+    is tidied first (:func:`_sweep`)."""
     t = _task(index, task)
     folder = task_models_dir(index, t)
     folder.mkdir(parents=True, exist_ok=True)
-    version = _next_version(index, t)
-    return version, Path(tempfile.mkdtemp(prefix=f".tmp-v{version}-", dir=folder))
+    with index.write("tidying the model folder"):
+        _sweep(index, t, folder)
+        version = _next_version(index, t)
+    return version, Path(tempfile.mkdtemp(prefix=f".tmp-v{version}-{os.getpid()}-",
+                                          dir=folder))
 
 
 def discard(tmp_dir) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
@@ -35,6 +36,7 @@ if TYPE_CHECKING:  # the index module pulls in sqlite-utils: keep `--help` fast
     from doctagger.index import Index
 
 PAGE_SIZE = 2048  # chunks read per page
+RUNS_DIR = ".tagging"  # in the index folder: a marker file per tag run in progress
 DOCUMENTS_PER_WRITE = 32  # documents whose tags are replaced in one transaction
 TOP_CHUNKS = 3  # supporting chunks kept per class tag
 TOP_OCCURRENCES = 10  # supporting chunks kept per entity tag
@@ -188,6 +190,34 @@ def uncertainty_of(task_type, task: Task, prediction: Prediction) -> float:
         return 1.0 - float(prediction.score)
 
 
+def _begin_run(index: Index, model_id: int):
+    """Mark a tag run of ``model_id`` as in progress. Returns its marker file and the
+    markers of earlier runs of that model whose process is gone (killed, crashed): those
+    may have written predictions without rolling them up."""
+    from doctagger.registry import pid_alive
+
+    folder = index.path / RUNS_DIR
+    folder.mkdir(exist_ok=True)
+    unfinished = []
+    for marker in folder.glob(f"model-{model_id}-*.running"):
+        pid = marker.stem.rsplit("-", 1)[-1]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            unfinished.append(marker)
+    mine = folder / f"model-{model_id}-{os.getpid()}.running"
+    mine.touch()
+    return mine, unfinished
+
+
+def _unrolled_documents(index: Index, model_id: int) -> set[int]:
+    """Documents whose every chunk has a prediction from the model: a run goes over the
+    others anyway, and rolls them up then."""
+    return {r["document_id"] for r in index.query(
+        "select distinct c.document_id from predictions p join chunks c on c.id = p.chunk_id "
+        "where p.model_id = ? and not exists (select 1 from chunks c2 where "
+        "c2.document_id = c.document_id and not exists (select 1 from predictions p2 "
+        "where p2.model_id = ? and p2.chunk_id = c2.id))", [model_id, model_id])}
+
+
 def tag_task(index: Index, task_name: str, *, version: int | str | None = None,
              all: bool = False, batch_size: int = 64, min_score: float | None = None,
              progress: Callable[[int], None] | None = None,
@@ -215,6 +245,12 @@ def tag_task(index: Index, task_name: str, *, version: int | str | None = None,
         summary["document_tags"] += rolled["tags"]
         summary["untagged_documents"] += rolled["untagged"]
 
+    marker, unfinished = _begin_run(index, model["id"])
+    if unfinished and not all:
+        # an earlier run died between writing predictions and rolling them up
+        roll(_unrolled_documents(index, model["id"]))
+    for old in unfinished:
+        old.unlink(missing_ok=True)
     if to_tag:
         predictor = load_predictor(index, task, task_type, model)
         chunk_level = task.level != "document"
@@ -249,6 +285,7 @@ def tag_task(index: Index, task_name: str, *, version: int | str | None = None,
         if task.level != "document" else
         "select count(distinct c.document_id) from predictions p join chunks c "
         "on c.id = p.chunk_id where p.model_id = ? and p.review = 1", [model["id"]]) or 0
+    marker.unlink(missing_ok=True)
     summary["seconds"] = round(time.monotonic() - started, 2)
     return summary
 
