@@ -270,6 +270,7 @@ def tag_task(index: Index, task_name: str, *, version: int | str | None = None,
             roll(documents - {carry})
         if carry is not None:
             roll({carry})
+        summary["runtime"] = str(getattr(predictor, "runtime", "") or "") or None
     # Documents whose tags came from another version (after `models use` rolled back to a
     # version that had already predicted them): roll them up again from this version.
     stale = [r["document_id"] for r in index.query(

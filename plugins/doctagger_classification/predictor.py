@@ -87,8 +87,8 @@ class HFPredictor(_Base):
 
     def __init__(self, model_dir: str | Path, *, labels: list[str] | None = None,
                  multi_label: bool | None = None, batch_size: int = DEFAULT_BATCH,
-                 window: int | None = None, quantize: bool = False, device: str | None = None):
-        import torch
+                 window: int | None = None, quantize: bool = False, device: str | None = None,
+                 runtime: str | None = None):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         use_all_cores()
@@ -110,16 +110,17 @@ class HFPredictor(_Base):
 
             device = choose_device()
         self.device = device
-        if quantize and self.device == "cpu":
-            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear},
-                                                           dtype=torch.qint8)
         self.model = model.to(self.device).eval()
+        # fp32, or int8/bf16 when it agrees with fp32 (doctagger_classification.runtime)
+        from doctagger_classification.runtime import Runtime
+
+        self.runtime = Runtime(self.model, device=self.device,
+                               mode="int8" if quantize else runtime,
+                               multi_label=self.multi_label, thresholds=self.thresholds)
         self.pad_id = self.tokenizer.pad_token_id or 0
 
     def _forward(self, ids, mask):
-        logits = self.model(input_ids=ids.to(self.device),
-                            attention_mask=mask.to(self.device)).logits.float()
-        return logits.sigmoid() if self.multi_label else logits.softmax(-1)
+        return self.runtime(ids, mask)
 
     def probabilities(self, texts: Sequence[str], batch_size: int | None = None):
         """A float tensor (len(texts), labels)."""

@@ -1,0 +1,170 @@
+"""How a fine-tuned classifier runs at tagging time: plain fp32, or a faster int8/bf16
+version of it that is only kept when it gives the same answers.
+
+``DOCTAGGER_RUNTIME`` (or ``HFPredictor(runtime=...)``) picks it:
+
+- ``auto`` (the default): on a CPU with native bf16 (AVX512-BF16/AMX), bf16 autocast;
+  on other CPUs, the encoder's Linear layers quantised to int8
+  (``torch.ao.quantization.quantize_dynamic``; the classification head stays fp32); either
+  checked against fp32 on the first ``CHECK_ROWS`` windows; on a GPU, fp32;
+- ``int8`` or ``bf16``: that one, checked the same way;
+- ``torch``: fp32, nothing else.
+
+The check runs both versions on the first windows tagged and compares the decisions (the
+best label, or for multi-label each label against its threshold). If fewer than
+``MIN_AGREEMENT`` of them agree, or a probability moves by more than ``MAX_PROB_DIFF``, the
+fast version is dropped and fp32 is used from then on. While checking, the fp32 answers are
+the ones returned, so the check never changes a prediction. ``Runtime.name`` says which
+one ran (``torch-int8``, ``torch-fp32``, ...) and ``Runtime.reason`` why.
+
+ONNX Runtime is not used: exporting a model needs the ``onnx`` package, which doctagger
+does not install. On the benchmark (docs/tagging.md) int8 moved the answers of a
+fine-tuned MiniLM too much (24/32 agreed) and was dropped by the check; bf16 agreed.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+
+MODES = ("auto", "torch", "int8", "bf16")
+CHECK_ROWS = 64
+MIN_AGREEMENT = 0.99
+MAX_PROB_DIFF = 0.1
+
+
+def requested_mode(mode: str | None = None) -> str:
+    """The runtime asked for: ``mode``, else $DOCTAGGER_RUNTIME, else ``auto``."""
+    from doctagger.errors import InvalidInputError
+
+    value = (mode or os.environ.get("DOCTAGGER_RUNTIME") or "auto").strip().lower()
+    if value not in MODES:
+        raise InvalidInputError(f"unknown runtime '{value}' (DOCTAGGER_RUNTIME): use one of "
+                         f"{', '.join(MODES)}")
+    return value
+
+
+def quantize_int8(model):
+    """A copy of ``model`` whose encoder Linear layers are dynamically quantised to int8
+    (the head is left in fp32); None when this torch build cannot."""
+    import copy
+
+    import torch
+
+    if "none" == str(torch.backends.quantized.engine).lower():
+        return None
+    try:
+        quantized = copy.deepcopy(model)
+        base = getattr(quantized, getattr(quantized, "base_model_prefix", ""), None)
+        target = getattr(base, "encoder", None) if base is not None else None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if target is not None:
+                base.encoder = torch.ao.quantization.quantize_dynamic(
+                    target, {torch.nn.Linear}, dtype=torch.qint8)
+            else:
+                quantized = torch.ao.quantization.quantize_dynamic(
+                    quantized, {torch.nn.Linear}, dtype=torch.qint8)
+        return quantized.eval()
+    except (RuntimeError, AttributeError, NotImplementedError):
+        return None
+
+
+def bf16_supported() -> bool:
+    """Whether this CPU runs bf16 matrix products natively (else bf16 is slower)."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def decisions(probs, multi_label: bool, thresholds):
+    """What a prediction would say for each row: the best label, or a 0/1 row per label."""
+    import torch
+
+    if multi_label:
+        t = torch.tensor(list(thresholds) if thresholds else [0.5] * probs.shape[-1])
+        return (probs >= t).to(torch.int8)
+    return probs.argmax(-1, keepdim=True)
+
+
+class Runtime:
+    """``runtime(ids, mask) -> probabilities`` for a sequence-classification model."""
+
+    def __init__(self, model, *, device: str = "cpu", mode: str | None = None,
+                 multi_label: bool = False, thresholds=None):
+        self.model = model
+        self.device = device
+        self.multi_label = multi_label
+        self.thresholds = thresholds
+        self.mode = requested_mode(mode)
+        self.fast = None  # the candidate: a callable (ids, mask) -> logits
+        self.fast_name = None
+        self.checked = self.agreed = 0
+        self.name = "torch-fp32"
+        self.reason = "asked for" if self.mode == "torch" else "no faster runtime here"
+        mode = self.mode
+        if mode == "auto" and device == "cpu":
+            mode = "bf16" if bf16_supported() else "int8"
+        if device == "cpu" and mode == "int8":
+            quantized = quantize_int8(model)
+            if quantized is not None:
+                self.fast, self.fast_name = _plain(quantized), "torch-int8"
+            else:
+                self.reason = "int8 is not available in this torch build"
+        elif device == "cpu" and mode == "bf16":
+            self.fast, self.fast_name = _bf16(model), "torch-bf16"
+        if self.fast is not None:
+            self.name, self.reason = f"{self.fast_name} (checking)", "checking against fp32"
+
+    def _probabilities(self, logits):
+        logits = logits.float()
+        return logits.sigmoid() if self.multi_label else logits.softmax(-1)
+
+    def __call__(self, ids, mask):
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        if self.fast is None:
+            return self._probabilities(self.model(input_ids=ids, attention_mask=mask).logits)
+        if self.checked >= CHECK_ROWS:
+            return self._probabilities(self.fast(ids, mask))
+        exact = self._probabilities(self.model(input_ids=ids, attention_mask=mask).logits)
+        fast = self._probabilities(self.fast(ids, mask))
+        same = (decisions(exact, self.multi_label, self.thresholds)
+                == decisions(fast, self.multi_label, self.thresholds)).all(-1)
+        self.checked += len(ids)
+        self.agreed += int(same.sum())
+        diff = float((exact - fast).abs().max()) if len(ids) else 0.0
+        if diff > MAX_PROB_DIFF:
+            self._give_up(f"a probability moved by {diff:.3f} against fp32")
+        elif self.checked >= CHECK_ROWS:
+            rate = self.agreed / self.checked
+            if rate >= MIN_AGREEMENT:
+                self.name = self.fast_name
+                self.reason = f"agreed with fp32 on {self.agreed}/{self.checked} windows"
+                self.model = None  # the fp32 copy is no longer needed
+            else:
+                self._give_up(f"agreed with fp32 on only {self.agreed}/{self.checked} windows")
+        return exact
+
+    def _give_up(self, why: str) -> None:
+        self.fast = None
+        self.name, self.reason = "torch-fp32", f"{self.fast_name} dropped: {why}"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _plain(model):
+    def forward(ids, mask):
+        return model(input_ids=ids, attention_mask=mask).logits
+    return forward
+
+
+def _bf16(model):
+    def forward(ids, mask):
+        import torch
+
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return model(input_ids=ids, attention_mask=mask).logits.float()
+    return forward

@@ -1,0 +1,185 @@
+"""The tagging runtime of fine-tuned classifiers (plugins/doctagger_classification/runtime.py):
+fp32, or int8/bf16 kept only when it agrees with fp32. A tiny random BERT, seconds."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from doctagger.errors import InvalidInputError
+from doctagger.testing import tiny_bert
+
+LABELS = ["invoice", "contract", "letter"]
+TEXTS = ["payment amount due total invoice", "agreement party clause signed contract",
+         "dear regards sincerely yours letter", "the invoice and the letter"]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    base = tiny_bert(tmp_path_factory.mktemp("bert"), TEXTS)
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        base, num_labels=3, id2label=dict(enumerate(LABELS)),
+        label2id={label: i for i, label in enumerate(LABELS)})
+    out = tmp_path_factory.mktemp("clf")
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(base).save_pretrained(out)
+    return out
+
+
+def _batch(n=8, width=12):
+    import torch
+
+    ids = torch.randint(5, 40, (n, width))
+    mask = torch.ones_like(ids)
+    mask[0, width // 2:] = 0
+    return ids, mask
+
+
+def _model(model_dir):
+    from transformers import AutoModelForSequenceClassification
+
+    return AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+
+
+def test_mode_from_env_and_bad_value(monkeypatch):
+    from doctagger_classification.runtime import requested_mode
+
+    monkeypatch.delenv("DOCTAGGER_RUNTIME", raising=False)
+    assert requested_mode() == "auto"
+    monkeypatch.setenv("DOCTAGGER_RUNTIME", "Torch")
+    assert requested_mode() == "torch"
+    assert requested_mode("bf16") == "bf16"
+    monkeypatch.setenv("DOCTAGGER_RUNTIME", "onnx")
+    with pytest.raises(InvalidInputError, match="unknown runtime 'onnx'"):
+        requested_mode()
+
+
+def test_torch_mode_is_plain_fp32(model_dir):
+    import torch
+
+    from doctagger_classification.runtime import Runtime
+
+    model = _model(model_dir)
+    rt = Runtime(model, mode="torch")
+    ids, mask = _batch()
+    with torch.inference_mode():
+        expected = model(input_ids=ids, attention_mask=mask).logits.softmax(-1)
+        assert torch.equal(rt(ids, mask), expected)
+    assert rt.name == "torch-fp32" and str(rt) == "torch-fp32"
+
+
+@pytest.mark.parametrize("mode", ["int8", "bf16"])
+def test_checking_returns_fp32_answers(model_dir, mode):
+    import torch
+
+    from doctagger_classification.runtime import Runtime
+
+    model = _model(model_dir)
+    rt = Runtime(model, mode=mode)
+    assert rt.fast is not None and rt.name.endswith("(checking)")
+    ids, mask = _batch()
+    with torch.inference_mode():
+        expected = model(input_ids=ids, attention_mask=mask).logits.softmax(-1)
+        assert torch.equal(rt(ids, mask), expected)  # the check never changes an answer
+    assert rt.checked == 8
+
+
+def test_kept_when_it_agrees(model_dir):
+    import torch
+
+    from doctagger_classification import runtime
+
+    model = _model(model_dir)
+    rt = runtime.Runtime(model, mode="int8")
+    calls = []
+
+    def same(ids, mask):  # a "fast" path that answers exactly like fp32
+        calls.append(len(ids))
+        return model(input_ids=ids, attention_mask=mask).logits
+
+    rt.fast, rt.fast_name = same, "torch-int8"
+    with torch.inference_mode():
+        while rt.checked < runtime.CHECK_ROWS:
+            rt(*_batch())
+        assert rt.name == "torch-int8" and "agreed with fp32" in rt.reason
+        assert rt.model is None  # fp32 copy released
+        before = len(calls)
+        rt(*_batch())
+    assert len(calls) == before + 1
+
+
+def test_dropped_when_it_disagrees(model_dir):
+    import torch
+
+    from doctagger_classification import runtime
+
+    model = _model(model_dir)
+    rt = runtime.Runtime(model, mode="int8")
+
+    def wrong(ids, mask):  # always the opposite of fp32's best label
+        logits = model(input_ids=ids, attention_mask=mask).logits
+        return -10 * logits
+
+    rt.fast = wrong
+    with torch.inference_mode():
+        ids, mask = _batch()
+        expected = model(input_ids=ids, attention_mask=mask).logits.softmax(-1)
+        assert torch.equal(rt(ids, mask), expected)
+        assert rt.fast is None and rt.name == "torch-fp32"
+        assert "torch-int8 dropped" in rt.reason
+        assert torch.equal(rt(ids, mask), expected)  # fp32 from then on
+
+
+def test_multi_label_decisions():
+    import torch
+
+    from doctagger_classification.runtime import decisions
+
+    probs = torch.tensor([[0.6, 0.2, 0.9]])
+    assert decisions(probs, True, [0.5, 0.1, 0.95]).tolist() == [[1, 1, 0]]
+    assert decisions(probs, False, None).tolist() == [[2]]
+
+
+def test_predictor_uses_runtime_and_agrees(model_dir, monkeypatch):
+    from doctagger_classification.predictor import HFPredictor
+
+    plain = HFPredictor(model_dir, runtime="torch", device="cpu")
+    fast = HFPredictor(model_dir, runtime="bf16", device="cpu")
+    assert plain.runtime.name == "torch-fp32"
+    assert [p.value for p in plain.predict(TEXTS)] == [p.value for p in fast.predict(TEXTS)]
+    monkeypatch.setenv("DOCTAGGER_RUNTIME", "torch")
+    assert HFPredictor(model_dir, device="cpu").runtime.name == "torch-fp32"
+    assert HFPredictor(model_dir, quantize=True, device="cpu").runtime.fast_name == "torch-int8"
+
+
+def test_tag_reports_the_runtime(invoke, model_dir, tmp_path, monkeypatch):
+    from doctagger import registry
+    from doctagger.index import Index
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i, text in enumerate(TEXTS):
+        (docs / f"d{i}.txt").write_text(text + "\n")
+    assert invoke("ingest", docs, "--ocr", "off").exit_code == 0
+    assert invoke("tasks", "create", "kind", "--type", "classification",
+                  "--labels", ",".join(LABELS)).exit_code == 0
+    index = Index(os.environ["DOCTAGGER_INDEX"])
+    version, tmp = registry.new_version_dir(index, "kind")
+    for f in model_dir.iterdir():
+        (tmp / f.name).write_bytes(f.read_bytes())
+    registry.register_version(index, "kind", version, tmp, base_model=None, method="finetune",
+                              params={}, data_fingerprint=None, metrics={}, info={})
+    index.close()
+    monkeypatch.setenv("DOCTAGGER_RUNTIME", "torch")
+    result = invoke("tag", "kind", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["chunks"] == len(TEXTS) and summary["runtime"] == "torch-fp32"
+    monkeypatch.setenv("DOCTAGGER_RUNTIME", "nope")
+    result = invoke("tag", "kind", "--all")
+    assert result.exit_code == 1 and "unknown runtime 'nope'" in result.output
