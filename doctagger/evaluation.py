@@ -83,6 +83,25 @@ def file_examples(index: Index, task: Task, task_type, path, fmt: str = "auto") 
     return out
 
 
+def seen_in_training(index: Index, task: Task, meta: dict, gold: list[Example]) -> int:
+    """How many ``gold`` examples the version was trained on, as far as the index tells:
+    texts (documents, for document-level tasks) labelled for the task before the version
+    was made and not held out. A score on those measures memory, not generalisation."""
+    split = meta.get("split") or {}
+    made = meta.get("created_at") or now()
+    if task.level == "document":
+        held = set(split.get("eval_ids") or []) if split.get("id_kind") == "document" else set()
+        trained = {r["document_id"] for r in index.query(
+            "select document_id from labels where task_id = ? and target = 'document' "
+            "and created_at <= ?", [task.id, made])} - held
+        return sum(1 for ex in gold if ex.document_id is not None and ex.document_id in trained)
+    held = set(split.get("eval_text_hashes") or [])
+    trained = {r["text_hash"] for r in index.query(
+        "select text_hash from labels where task_id = ? and target = 'chunk' and "
+        "text_hash is not null and created_at <= ?", [task.id, made])} - held
+    return sum(1 for ex in gold if text_hash(ex.text or "") in trained)
+
+
 def predict_all(predictor, texts: list[str], *, batch_size: int = BATCH) -> list:
     """``predictor.predict`` over batches, with a progress bar on a terminal."""
     import click
@@ -167,6 +186,8 @@ def evaluate_version(index: Index, task_name: str, version=None, *, file=None,
               "examples": len(gold), "metrics": metrics,
               "seconds": round(time.monotonic() - started, 2), "created_at": now(),
               "reports": {}}
+    if file is not None:
+        result["seen_in_training"] = seen_in_training(index, task, meta, gold)
     if write:
         result["reports"] = write_reports(folder / "eval", name, result)
     return result

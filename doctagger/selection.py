@@ -244,12 +244,19 @@ def predict_items(index: Index, task: Task, task_type, model: dict, predictor_fa
     return out
 
 
+def rank_by_uncertainty(scored: dict) -> list:
+    """``{ref: (prediction, uncertainty)}`` as ``(ref, (prediction, uncertainty))`` pairs,
+    most uncertain first (ties: lower ref first). Pure, so bench/active_learning simulates
+    ``uncertain`` with the same ranking."""
+    return sorted(scored.items(), key=lambda kv: (-(kv[1][1] or 0.0), kv[0]))
+
+
 def uncertain(index: Index, task: Task, task_type, model: dict, predictor_factory, *,
               pool: int = DEFAULT_POOL, seed: int | None = None) -> Iterator[Item]:
     """Most uncertain first, near-duplicates of items already shown left out."""
     refs = _sample_ids(index, task, pool, seed)
     scored = predict_items(index, task, task_type, model, predictor_factory, refs)
-    ranked = sorted(scored.items(), key=lambda kv: (-(kv[1][1] or 0.0), kv[0]))
+    ranked = rank_by_uncertainty(scored)
     seen = NearDuplicates()
     for rank, (ref, (prediction, u)) in enumerate(ranked, 1):
         why = (f"{explain(prediction, u or 0.0)}; rank {rank} of {len(ranked)} "
@@ -349,5 +356,5 @@ class NearDuplicates:
 
 
 __all__ = ["Item", "load_item", "sequential", "random_order", "uncertain", "review",
-           "explain", "predict_items", "document_prediction", "NearDuplicates", "shingles",
-           "jaccard", "DEFAULT_POOL"]
+           "explain", "predict_items", "rank_by_uncertainty", "document_prediction",
+           "NearDuplicates", "shingles", "jaccard", "DEFAULT_POOL"]

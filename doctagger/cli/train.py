@@ -142,6 +142,10 @@ def eval_cmd(task, version, file, fmt, json_):
     from doctagger.evaluation import evaluate_version
 
     result = evaluate_version(get_index(), task, version, file=file, fmt=fmt)
+    if result.get("seen_in_training"):
+        _say(f"Warning: {result['seen_in_training']} of the {result['examples']} examples in "
+             f"{file} were training examples of v{result['version']}: their scores are "
+             "optimistic. Evaluate on texts the model has never seen.")
     if json_:
         echo_json(result)
         return

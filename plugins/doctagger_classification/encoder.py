@@ -1,10 +1,10 @@
 """A frozen sentence encoder: mean-pooled, L2-normalised embeddings (the "head" method's
 features). The same code embeds at training and at prediction time, so the two agree.
 
-A text longer than ``max_length`` tokens is cut there (``long_texts="truncate"``, the
-default): on the medical abstracts the first 128 tokens (title and opening sentences) gave
-better features than 256 tokens or the average of every window. ``long_texts="windows"``
-averages the embeddings of overlapping windows instead."""
+A text longer than ``max_length`` tokens is read as overlapping windows whose embeddings
+are averaged (``long_texts="windows"``, the default); ``"truncate"`` keeps only the first
+window. Measured through ``bench/train`` on 600 medical abstracts (imported as ~200-token
+chunks): windows 0.567 test macro-F1, truncation 0.545."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,7 +16,7 @@ from doctagger_classification.batching import (average_windows, run_batched,
 
 class Encoder:
     def __init__(self, path: str | Path, *, max_length: int = 128,
-                 long_texts: str = "truncate"):
+                 long_texts: str = "windows"):
         from transformers import AutoModel, AutoTokenizer
 
         use_all_cores()

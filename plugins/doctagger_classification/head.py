@@ -130,7 +130,7 @@ def save(output_dir: Path, weight, bias, *, labels: list[str], multi_label: bool
               "multi_label": bool(multi_label),
               "activation": "sigmoid" if multi_label else "softmax",
               "encoder": encoder, "encoder_path": str(encoder_path), "pooling": "mean",
-              "normalize": True, "max_length": int(max_length), "long_texts": "truncate",
+              "normalize": True, "max_length": int(max_length), "long_texts": "windows",
               **info}
     (output_dir / HEAD_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
     (output_dir / "USAGE.md").write_text(USAGE)

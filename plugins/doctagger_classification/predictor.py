@@ -145,7 +145,7 @@ class HeadPredictor(_Base):
         self.multi_label = bool(config["multi_label"])
         self.thresholds = multilabel.load(self.model_dir, self.labels)
         self.encoder = Encoder(_encoder_path(config), max_length=int(config["max_length"]),
-                               long_texts=config.get("long_texts", "truncate"))
+                               long_texts=config.get("long_texts", "windows"))
         self.weight = torch.from_numpy(weight)
         self.bias = torch.from_numpy(bias)
         self.batch_size = int(batch_size)

@@ -31,7 +31,8 @@ class NERTaskType(TaskType):
     # -- labels ----------------------------------------------------------------------------
     def check_labels(self, labels: list[str], *, multi_label: bool, level: str) -> None:
         if not labels:
-            raise InvalidLabelError("give the entity types with --labels, e.g. --labels PER,ORG,LOC")
+            raise InvalidLabelError("give the entity types with --labels, e.g. "
+                                    "--labels PER,ORG,LOC")
         if level != "chunk":
             raise InvalidLabelError("ner tasks label spans inside chunk text, so they are "
                                     "chunk-level only; create the task with --level chunk")

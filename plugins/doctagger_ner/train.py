@@ -46,6 +46,8 @@ MIN_WINDOW = 128
 #: many passes: a token classifier first learns to say O everywhere), within MAX_EPOCHS.
 MIN_STEPS = 150
 MAX_EPOCHS = 40
+#: Batches of similar lengths (less padding) from this many training windows on
+GROUP_BY_LENGTH_MIN = 1000
 #: At most this many evaluations (and checkpoints) per run: every k epochs when epochs > 10.
 MAX_EVALS = 10
 USAGE = """Without doctagger, it is a plain Hugging Face token-classification folder. The model
@@ -123,6 +125,22 @@ def early_stopping(patience: int):
     return AfterFirstEntities(early_stopping_patience=patience)
 
 
+def in_order_trainer():
+    """A Trainer that evaluates in dataset order. transformers 5 also groups the EVAL set by
+    length when training batches are grouped (train_sampling_strategy="group_by_length"),
+    which would shuffle the windows that compute_metrics merges back into texts."""
+    from torch.utils.data import SequentialSampler
+    from transformers import Trainer
+
+    class InOrderTrainer(Trainer):
+        def _get_eval_sampler(self, eval_dataset):
+            if eval_dataset is None or self.args.world_size > 1:
+                return None  # the default; accelerate shards the data in order
+            return SequentialSampler(eval_dataset)
+
+    return InOrderTrainer
+
+
 def train_ner(task: Task, train: list[Example], evaluation: list[Example],
               options: TrainOptions, output_dir: Path) -> TrainResult:
     """Fine-tune on ``train``, keep the best epoch by entity F1 on ``evaluation`` (if any),
@@ -141,7 +159,7 @@ def _train(task: Task, train: list[Example], evaluation: list[Example],
            options: TrainOptions, output_dir: Path) -> TrainResult:
     import datasets
     from transformers import (AutoConfig, AutoModelForTokenClassification, AutoTokenizer,
-                              DataCollatorForTokenClassification, Trainer)
+                              DataCollatorForTokenClassification)
     from transformers.trainer_callback import PrinterCallback
 
     from doctagger import training
@@ -224,12 +242,14 @@ def _train(task: Task, train: list[Example], evaluation: list[Example],
         args = training.training_arguments(
             checkpoints, {**hp, "batch_size": batch_size, "grad_accum": grad_accum},
             device=device, has_eval=has_eval, metric="f1", seed=options.seed,
-            report_to=options.report_to, group_by_length=len(train_windows) >= 1000, **every)
-        trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                          processing_class=tokenizer, data_collator=collator,
-                          compute_metrics=compute_metrics if has_eval else None,
-                          preprocess_logits_for_metrics=preprocess_logits if has_eval else None,
-                          callbacks=callbacks)
+            report_to=options.report_to,
+            group_by_length=len(train_windows) >= GROUP_BY_LENGTH_MIN, **every)
+        trainer = in_order_trainer()(
+            model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+            processing_class=tokenizer, data_collator=collator,
+            compute_metrics=compute_metrics if has_eval else None,
+            preprocess_logits_for_metrics=preprocess_logits if has_eval else None,
+            callbacks=callbacks)
         trainer.remove_callback(PrinterCallback)  # it prints every log dict to stdout
         current["trainer"] = trainer
         return trainer

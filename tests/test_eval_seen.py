@@ -1,0 +1,42 @@
+"""``eval --file`` warns when the file holds texts the version was trained on (the guide's
+"test on unseen data" pitfall): a score on those measures memory."""
+from __future__ import annotations
+
+import json
+
+from tests.test_cli_train import corpus, fake, make_task  # noqa: F401 (fixture)
+
+
+def _trained_and_held_out(index_path):
+    meta = json.loads((index_path / "models" / "topic" / "v1" / "doctagger.json").read_text())
+    return meta["split"]
+
+
+def test_eval_file_with_training_texts_warns(fake, index, invoke, tmp_path, index_path):  # noqa: F811
+    make_task(index, docs=corpus())
+    assert invoke("train", "topic").exit_code == 0
+    trained = [ex.text for ex in fake.calls[0]["train"]]
+    gold = tmp_path / "gold.csv"
+    gold.write_text("text,label\n" + f"{trained[0]},a\n{trained[1]},b\n" + "something new,b\n")
+    result = invoke("eval", "topic", "--file", gold)
+    assert result.exit_code == 0, result.output
+    assert (f"Warning: 2 of the 3 examples in {gold} were training examples of v1"
+            in result.stderr)
+    out = json.loads(invoke("eval", "topic", "--file", gold, "--json").stdout)
+    assert out["seen_in_training"] == 2
+
+
+def test_eval_file_of_unseen_or_held_out_texts_does_not_warn(fake, index, invoke,  # noqa: F811
+                                                             tmp_path):
+    make_task(index, docs=corpus())
+    assert invoke("train", "topic").exit_code == 0
+    held_out = [ex.text for ex in fake.calls[0]["eval"]]
+    gold = tmp_path / "gold.csv"
+    gold.write_text("text,label\nsomething new,b\n" + "".join(f"{t},a\n" for t in held_out))
+    result = invoke("eval", "topic", "--file", gold)
+    assert result.exit_code == 0, result.output
+    assert "Warning" not in result.stderr
+    out = json.loads(invoke("eval", "topic", "--file", gold, "--json").stdout)
+    assert out["seen_in_training"] == 0
+    # the held-out evaluation has no such key: its texts are the held-out ones by design
+    assert "seen_in_training" not in json.loads(invoke("eval", "topic", "--json").stdout)
