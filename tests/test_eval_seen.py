@@ -7,12 +7,7 @@ import json
 from tests.test_cli_train import corpus, fake, make_task  # noqa: F401 (fixture)
 
 
-def _trained_and_held_out(index_path):
-    meta = json.loads((index_path / "models" / "topic" / "v1" / "doctagger.json").read_text())
-    return meta["split"]
-
-
-def test_eval_file_with_training_texts_warns(fake, index, invoke, tmp_path, index_path):  # noqa: F811
+def test_eval_file_with_training_texts_warns(fake, index, invoke, tmp_path):  # noqa: F811
     make_task(index, docs=corpus())
     assert invoke("train", "topic").exit_code == 0
     trained = [ex.text for ex in fake.calls[0]["train"]]
