@@ -128,7 +128,8 @@ def _print_summary(summary) -> None:
     counts = ", ".join(f"{getattr(summary, k)} {k}" for k in
                        ("new", "changed", "reextracted", "unchanged", "moved", "duplicate")
                        if getattr(summary, k) or k in ("new", "changed", "unchanged"))
-    rate = (f", {summary.pages / summary.seconds:.0f} pages/s"
+    per_second = summary.pages / summary.seconds if summary.seconds else 0.0
+    rate = (f", {per_second:.{1 if per_second < 10 else 0}f} pages/s"
             if summary.seconds and summary.pages else "")
     click.echo(f"{summary.files} file{'s' if summary.files != 1 else ''}: {counts}, "
                f"{summary.failed} failed. {summary.pages} pages"
