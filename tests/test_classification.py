@@ -291,14 +291,15 @@ def test_tune_thresholds_rule():
 
 
 # -- document level ----------------------------------------------------------------------
-def test_document_level_trains_on_chunks_and_scores_documents(task_type, bert, tmp_path):
+def test_document_level_head_learns_whole_documents_and_scores_documents(task_type, bert,
+                                                                         tmp_path):
     task = _task(level="document")
     examples = _examples(level="document")
     result, out, evaluation = _train(task_type, task, examples, tmp_path,
                                      _options(bert, method="head"))
     info = result.info
-    assert info["document_input"] == "chunks"
-    assert info["n_train_texts"] == 2 * info["n_train_examples"]  # two parts a document
+    assert info["document_input"] == "whole"  # the head's measured default
+    assert info["n_train_texts"] == info["n_train_examples"]
     assert result.metrics["evaluated_on"] == "documents"
     assert result.metrics["n"] == len(evaluation)
     # the predictor scores a document given as its chunks the same way (mean probabilities)
@@ -308,12 +309,16 @@ def test_document_level_trains_on_chunks_and_scores_documents(task_type, bert, t
     assert scores["macro_f1"] == pytest.approx(result.metrics["macro_f1"])
 
 
-def test_document_level_whole_text_option(task_type, bert, tmp_path):
+def test_document_level_chunks_inherit_the_label(task_type, bert, tmp_path):
     task = _task(level="document")
     result, _, _ = _train(task_type, task, _examples(level="document"), tmp_path,
-                          _options(bert, method="head", extra={"document_input": "whole"}))
-    assert result.info["document_input"] == "whole"
-    assert result.info["n_train_texts"] == result.info["n_train_examples"]
+                          _options(bert, method="head", extra={"document_input": "chunks"}))
+    assert result.info["document_input"] == "chunks"
+    assert result.info["n_train_texts"] == 2 * result.info["n_train_examples"]  # two parts
+    assert result.metrics["evaluated_on"] == "documents"
+    tuned, _, _ = _train(task_type, task, _examples(level="document"), tmp_path / "f",
+                         _options(bert, method="finetune", epochs=1))
+    assert tuned.info["document_input"] == "chunks"  # fine-tuning's default
 
 
 # -- auto --------------------------------------------------------------------------------
