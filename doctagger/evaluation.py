@@ -228,7 +228,9 @@ def _matrix_grid(matrix, labels, multi_label):
 def confusion_png(rows: list[list[int]], columns: list[str], title: str, path, *,
                   row_labels: list[str], column_labels: list[str]) -> Path:
     """Draw a count matrix as a heat map PNG (each row shaded by its share of the row)."""
-    import pymupdf
+    from doctagger.extractors import import_pymupdf
+
+    pymupdf = import_pymupdf()
 
     n_rows, n_cols = len(rows), len(columns)
     cell = max(18, min(40, 600 // max(n_rows, n_cols, 1)))

@@ -153,18 +153,11 @@ class Extractor:
 
 
 def import_pymupdf():
-    """Import PyMuPDF without its optional ONNX layout analyser: pymupdf 2 imports
-    ``pymupdf.layout`` (and onnxruntime) eagerly, 0.5-0.75 s per process that ingest never
-    uses. Silences MuPDF's own messages on stderr: we report problems ourselves."""
-    if "pymupdf" not in sys.modules:
-        blocked = "pymupdf.layout" not in sys.modules
-        if blocked:
-            sys.modules["pymupdf.layout"] = None
-        try:
-            import pymupdf  # noqa: F401
-        finally:
-            if blocked and sys.modules.get("pymupdf.layout") is None:
-                del sys.modules["pymupdf.layout"]
+    """Import PyMuPDF without its optional ONNX layout analyser (see doctagger.lightimports).
+    Silences MuPDF's own messages on stderr: we report problems ourselves."""
+    from doctagger.lightimports import import_without
+
+    import_without("pymupdf", "pymupdf.layout", "pymupdf4llm")
     import pymupdf
 
     pymupdf.TOOLS.mupdf_display_errors(False)

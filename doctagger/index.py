@@ -7,23 +7,36 @@ leaves the database as it was before or after the whole unit of work.
 from __future__ import annotations
 
 import contextlib
+import functools
+import itertools
 import json
 import os
 import re
 import sqlite3
 from pathlib import Path
-from typing import Iterator
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Iterator
 
 from doctagger.errors import IndexLockedError, NotFoundError
 from doctagger.hashing import now, text_hash  # noqa: F401 (re-exported)
-from doctagger.migrations import migrations
+from doctagger.migrations import migrations, pending_names
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 DEFAULT_INDEX = ".doctagger"
 ENV_INDEX = "DOCTAGGER_INDEX"
 DB_NAME = "doctagger.db"
 BUSY_TIMEOUT_MS = 60_000
+
+
+def import_sqlite_utils():
+    """sqlite-utils, imported on first need without pandas and numpy when nothing has
+    imported them yet: it imports both when installed (datasets pulls them in; 0.2-0.4 s)
+    only to map their types to column types, and doctagger writes plain values into tables
+    its migrations created. A program that imported them first gets them as usual."""
+    from doctagger.lightimports import import_without
+
+    return import_without("sqlite_utils", "pandas", "numpy")
 
 
 def resolve_index_path(value: str | os.PathLike | None = None) -> Path:
@@ -32,6 +45,14 @@ def resolve_index_path(value: str | os.PathLike | None = None) -> Path:
 
 
 class Index:
+    """The index folder and its database.
+
+    ``query`` / ``one`` / ``scalar`` and ``write()`` run on ``conn``, a plain ``sqlite3``
+    connection, so commands that only read (and an ingest with nothing to do) never import
+    sqlite-utils. ``db``, the sqlite-utils ``Database`` on the same connection, is built on
+    first use: ``with index.write() as db:`` yields it.
+    """
+
     def __init__(self, path: str | os.PathLike | None = None):
         self.path = resolve_index_path(path)
         self.path.mkdir(parents=True, exist_ok=True)
@@ -43,24 +64,34 @@ class Index:
         conn.isolation_level = None
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA foreign_keys = ON")
-        self.db = sqlite_utils.Database(conn)
-        if self.db.journal_mode != "wal":
-            self.db.enable_wal()
+        # As sqlite_utils.Database sets it: a REPLACE that deletes a row fires its delete
+        # triggers (which keep chunks_fts in step).
+        conn.execute("PRAGMA recursive_triggers = ON")
+        self.conn = conn
+        self._savepoints = itertools.count(1)
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            conn.execute("PRAGMA journal_mode = wal")
         conn.execute("PRAGMA synchronous = NORMAL")
-        if migrations.pending(self.db):
+        if pending_names(conn):
             # Under the write lock, and checked again: two processes opening a new index
             # at the same moment must not both create the tables.
-            with self.write("migrating the index"):
-                if migrations.pending(self.db):
-                    migrations.apply(self.db)
+            with self.write("migrating the index") as db:
+                if migrations.pending(db):
+                    migrations.apply(db)
 
     # -- plumbing ---------------------------------------------------------------------
+    @functools.cached_property
+    def db(self) -> sqlite_utils.Database:
+        """The sqlite-utils Database on ``conn``, built (and sqlite-utils imported) on first
+        use."""
+        return import_sqlite_utils().Database(self.conn)
+
     @property
     def models_dir(self) -> Path:
         return self.path / "models"
 
     def close(self) -> None:
-        self.db.close()
+        self.conn.close()
 
     def __enter__(self):
         return self
@@ -82,11 +113,23 @@ class Index:
     @contextlib.contextmanager
     def write(self, what: str = "writing") -> Iterator[sqlite_utils.Database]:
         """A write transaction that takes the write lock up front (BEGIN IMMEDIATE), so
-        concurrent writers queue on the busy timeout instead of failing."""
-        conn = self.db.conn
+        concurrent writers queue on the busy timeout instead of failing. Nested, it is a
+        savepoint of the open transaction. Yields ``db``."""
+        conn = self.conn
         if conn.in_transaction:  # nested: a savepoint
-            with self.db.atomic():
+            savepoint = f"doctagger_{next(self._savepoints)}"
+            conn.execute(f"SAVEPOINT {savepoint}")
+            try:
                 yield self.db
+            except BaseException:
+                # An error such as a RAISE(ROLLBACK) trigger can end the whole transaction,
+                # savepoints included: then there is nothing left to undo.
+                if conn.in_transaction:
+                    conn.execute(f"ROLLBACK TO SAVEPOINT {savepoint}")
+                    conn.execute(f"RELEASE SAVEPOINT {savepoint}")
+                raise
+            else:
+                conn.execute(f"RELEASE SAVEPOINT {savepoint}")
             return
         with self._locked(what):
             conn.execute("BEGIN IMMEDIATE")
@@ -101,14 +144,20 @@ class Index:
                 conn.execute("COMMIT")
 
     def query(self, sql: str, params=()) -> list[dict]:
-        return list(self.db.query(sql, params))
+        """The rows of ``sql`` as dicts (a repeated column name gets ``_2``, ``_3``... as
+        sqlite-utils names them)."""
+        cursor = self.conn.execute(sql, params)
+        if cursor.description is None:
+            return []
+        keys = _dedupe_keys([d[0] for d in cursor.description])
+        return [dict(zip(keys, row)) for row in cursor]
 
     def one(self, sql: str, params=()) -> dict | None:
         rows = self.query(sql, params)
         return rows[0] if rows else None
 
     def scalar(self, sql: str, params=()):
-        row = self.db.execute(sql, params).fetchone()
+        row = self.conn.execute(sql, params).fetchone()
         return row[0] if row else None
 
     # -- documents and chunks ---------------------------------------------------------
@@ -204,3 +253,23 @@ class Index:
 def _escape_fts(text: str) -> str:
     words = re.findall(r"\w+", text)
     return " ".join(f'"{w}"' for w in words) or '""'
+
+
+def _dedupe_keys(keys: list[str]) -> list[str]:
+    """Column names made unique as sqlite_utils.utils.dedupe_keys does: later repeats get
+    ``_2``, ``_3``..., skipping names another column has."""
+    taken = set(keys)
+    if len(taken) == len(keys):
+        return keys
+    seen: set[str] = set()
+    result = []
+    for key in keys:
+        if key in seen:
+            new_key, suffix = key, 2
+            while new_key in seen or new_key in taken:
+                new_key = f"{key}_{suffix}"
+                suffix += 1
+            key = new_key
+        seen.add(key)
+        result.append(key)
+    return result

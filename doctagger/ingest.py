@@ -333,6 +333,8 @@ def ingest(index: Index, paths: Iterable[str | os.PathLike], options: IngestOpti
         on_start(len(jobs))
     tasks = [(job, (str(job.path), extractor_for(job.path), xopts, chunk_tokens))
              for job in jobs]
+    if summary.workers > 1:  # largest first, so that no worker is left with a big one at the end
+        tasks.sort(key=lambda task: -task[0].size)
     pool = Pool(summary.workers, options.max_seconds) if tasks and summary.workers else None
     try:
         results = pool.run(tasks) if pool and tasks else _in_process(tasks)

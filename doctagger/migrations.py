@@ -1,10 +1,81 @@
 """The index schema, as sqlite-utils migrations: each runs once, in its own transaction.
 
-Never edit a migration that has shipped; add a new one.
-"""
-from sqlite_utils import Migrations
+Never edit a migration that has shipped; add a new one, written as usual::
 
-migrations = Migrations("doctagger")
+    @migrations()
+    def m004_something(db):
+        db.execute("ALTER TABLE ...")
+
+``migrations`` registers the functions without importing sqlite-utils, so that opening an
+index that is up to date (every command but the first) costs no sqlite-utils import:
+:func:`pending_names` reads ``_sqlite_migrations`` on a plain ``sqlite3`` connection, and
+the sqlite-utils ``Migrations`` object that applies them is built only when one is pending.
+``migrations.pending(db)`` / ``migrations.apply(db)`` work as on that object.
+"""
+from __future__ import annotations
+
+import sqlite3
+
+#: the sqlite-utils migration set, and the table it records applied migrations in
+MIGRATION_SET = "doctagger"
+MIGRATIONS_TABLE = "_sqlite_migrations"
+
+
+class _Migrations:
+    """The ``sqlite_utils.Migrations`` interface, with the sqlite-utils object built on
+    first use; registering a migration (``@migrations()``) imports nothing."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.registered: list[tuple[str, object, bool]] = []  # (name, function, transactional)
+        self._real = None
+
+    def __call__(self, *, name: str | None = None, transactional: bool = True):
+        def inner(fn):
+            migration_name = name or fn.__name__
+            if migration_name in self.names:
+                raise ValueError(f"migration '{migration_name}' is already registered")
+            self.registered.append((migration_name, fn, transactional))
+            self._real = None
+            return fn
+        return inner
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _, _ in self.registered]
+
+    def sqlite_utils_migrations(self):
+        """The ``sqlite_utils.Migrations`` holding every registered migration, in order."""
+        if self._real is None:
+            from doctagger.index import import_sqlite_utils
+
+            real = import_sqlite_utils().Migrations(self.name)
+            for name, fn, transactional in self.registered:
+                real(name=name, transactional=transactional)(fn)
+            self._real = real
+        return self._real
+
+    def __getattr__(self, attr):  # pending, apply, applied, ensure_migrations_table, ...
+        if attr.startswith("__") or attr in ("name", "registered", "_real"):
+            raise AttributeError(attr)
+        return getattr(self.sqlite_utils_migrations(), attr)
+
+    def __repr__(self):
+        return f"<Migrations '{self.name}': [{', '.join(self.names)}]>"
+
+
+migrations = _Migrations(MIGRATION_SET)
+
+
+def pending_names(conn: sqlite3.Connection) -> list[str]:
+    """Names of the registered migrations not applied to the database yet, read with plain
+    SQL (what ``migrations.pending(db)`` answers, without sqlite-utils)."""
+    if conn.execute("select 1 from sqlite_master where type = 'table' and name = ?",
+                    [MIGRATIONS_TABLE]).fetchone() is None:
+        return migrations.names
+    applied = {name for (name,) in conn.execute(
+        f"select name from [{MIGRATIONS_TABLE}] where migration_set = ?", [MIGRATION_SET])}
+    return [name for name in migrations.names if name not in applied]
 
 
 @migrations()

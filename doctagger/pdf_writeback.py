@@ -104,7 +104,9 @@ def write_copy(doc: dict, task: Task, out: Path,
                pages_of: dict[tuple[str, str], set] | None = None) -> dict:
     """One tagged copy: metadata, and highlights on the pages in ``pages_of`` (see
     :func:`entity_pages`; a tag's own pages when absent). Returns what was written."""
-    import pymupdf
+    from doctagger.extractors import import_pymupdf
+
+    pymupdf = import_pymupdf()
 
     original = Path(doc["path"])
     classes = [t for t in doc["tags"] if not t["extra"].get("text")]

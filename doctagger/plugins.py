@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import importlib
 import os
-import traceback
 from dataclasses import dataclass, field
-from importlib import metadata
 
 import pluggy
 
-from doctagger import hookspecs
+from doctagger import entrypoints, hookspecs
 from doctagger.errors import PluginError
 
 ENTRY_POINT_GROUP = "doctagger"
@@ -70,7 +68,7 @@ def _load() -> _State:
     for module_name in ESSENTIAL_PLUGINS:
         pm.register(importlib.import_module(module_name), name=module_name)
     allowed = _allowed()
-    for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+    for ep in sorted(entrypoints.entry_points(ENTRY_POINT_GROUP), key=lambda e: e.name):
         dist = ep.dist.name if ep.dist else None
         version = ep.dist.version if ep.dist else ""
         if allowed is not None and not (
@@ -84,11 +82,24 @@ def _load() -> _State:
             pm.register(plugin, name=ep.name)
         except Exception as exc:  # a broken plugin must not break the CLI
             if os.environ.get("DOCTAGGER_RAISE_ERRORS"):
+                import traceback
+
                 traceback.print_exc()
             state.failures.append(PluginFailure(ep.name, dist, _one_line(exc)))
             continue
         state.dists[ep.name] = (dist or "", version)
     return state
+
+
+def __getattr__(name):
+    # ``plugins.metadata`` is importlib.metadata, imported on first use: the host reads entry
+    # points through doctagger.entrypoints, which asks importlib.metadata once it is loaded
+    # (so patching ``plugins.metadata.entry_points`` still works).
+    if name == "metadata":
+        from importlib import metadata
+
+        return metadata
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def state() -> _State:

@@ -112,12 +112,12 @@ def test_help_and_version(invoke):
     assert "Exit codes:" in ingest_help and "3  the run finished" in ingest_help
 
 
-def _help_in_subprocess() -> tuple[float, list[str]]:
+def _help_in_subprocess(args=("--help",)) -> tuple[float, list[str]]:
     code = ("import sys, time\n"
             "t = time.perf_counter()\n"
             "from doctagger.cli import cli\n"
             "try:\n"
-            "    cli.main(['--help'], prog_name='doctagger')\n"
+            f"    cli.main({list(args)!r}, prog_name='doctagger')\n"
             "except SystemExit:\n"
             "    pass\n"
             "print(time.perf_counter() - t, file=sys.stderr)\n"
@@ -139,6 +139,27 @@ def test_help_imports_nothing_heavy():
     (and numpy/pandas, which sqlite-utils pulls in) are imported lazily."""
     _, heavy = _help_in_subprocess()
     assert heavy == []
+
+
+def test_index_commands_do_not_import_pandas(tmp_path):
+    """sqlite-utils would import pandas (0.2-0.4 s) for nothing doctagger uses."""
+    _, heavy = _help_in_subprocess(["--index", str(tmp_path / "idx"), "status"])
+    assert (tmp_path / "idx" / "doctagger.db").exists()
+    assert not [m for m in heavy if m.split(".")[0] in ("pandas", "torch", "pymupdf")]
+
+
+def test_import_without_leaves_a_loaded_module_alone(monkeypatch):
+    import types
+
+    from doctagger.lightimports import import_without
+
+    fake = types.ModuleType("fake_optional")
+    monkeypatch.setitem(sys.modules, "fake_optional", fake)
+    assert import_without("json", "fake_optional") is sys.modules["json"]
+    assert sys.modules["fake_optional"] is fake
+    monkeypatch.delitem(sys.modules, "fake_optional")
+    import_without("colorsys", "fake_optional")
+    assert "fake_optional" not in sys.modules
 
 
 def test_migrations_build_an_empty_database_and_are_idempotent(tmp_path):

@@ -2,9 +2,14 @@
 
 Command modules are thin: they parse options, call library functions and print. Typed
 library errors (doctagger.errors) become one-line Click errors here, in one place.
+
+A command's module (doctagger/cli/NAME.py, exposing ``COMMANDS = [...]``) is imported when
+the command runs, not when the CLI starts: ``BUILTIN_COMMANDS`` says which module holds
+which command. Listing the commands (``--help``) imports them all.
 """
 from __future__ import annotations
 
+import importlib
 import os
 import sqlite3
 import sys
@@ -15,6 +20,87 @@ from doctagger import __version__
 from doctagger.errors import DoctaggerError
 
 RAISE_ENV = "DOCTAGGER_RAISE_ERRORS"
+
+#: built-in command name -> the module of doctagger.cli whose COMMANDS holds it
+BUILTIN_COMMANDS = {
+    "ingest": "ingest",
+    "docs": "documents", "show": "documents", "status": "documents", "search": "documents",
+    "tasks": "tasks",
+    "label": "label",
+    "import": "labels_io", "export": "labels_io",
+    "train": "train", "eval": "train",
+    "models": "models",
+    "tag": "tag",
+    "plugins": "plugins_cmd",
+}
+
+
+class LazyCommands(dict):
+    """A group's ``commands`` where the built-in commands are imported on first use: a
+    lookup by name imports that command's module only; anything that lists the commands
+    (iteration, keys, len) imports them all. Commands added with ``add_command`` (plugins')
+    are stored as usual and win over a built-in of the same name."""
+
+    def __init__(self, modules: dict[str, str], package: str = __name__):
+        super().__init__()
+        self.modules = modules
+        self.package = package
+
+    def _load(self, name) -> None:
+        """Add the commands of ``name``'s module, unless ``name`` is here already."""
+        if dict.__contains__(self, name) or name not in self.modules:
+            return
+        module_name = f"{self.package}.{self.modules[name]}"
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            return
+        for command in module.COMMANDS:
+            self.setdefault(command.name, command)
+
+    def load_all(self) -> None:
+        for name in self.modules:
+            self._load(name)
+
+    def loaded_names(self) -> set[str]:
+        """The names present now, importing nothing."""
+        return set(dict.keys(self))
+
+    def __contains__(self, name) -> bool:
+        return dict.__contains__(self, name) or name in self.modules
+
+    def __getitem__(self, name):
+        self._load(name)
+        return super().__getitem__(name)
+
+    def get(self, name, default=None):
+        self._load(name)
+        return super().get(name, default)
+
+    def __iter__(self):
+        self.load_all()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self.load_all()
+        return super().__len__()
+
+    def keys(self):
+        self.load_all()
+        return super().keys()
+
+    def values(self):
+        self.load_all()
+        return super().values()
+
+    def items(self):
+        self.load_all()
+        return super().items()
+
+    def copy(self) -> dict:
+        return dict(self.items())
 
 
 class DoctaggerGroup(click.Group):
@@ -31,10 +117,15 @@ class DoctaggerGroup(click.Group):
         if self._plugin_state is not current:
             for name in getattr(self, "_plugin_command_names", ()):
                 self.commands.pop(name, None)
-            before = set(self.commands)
+            before = self._present_commands()
             self._plugin_state = current
             plugins.call_each("register_commands", cli=self)
-            self._plugin_command_names = set(self.commands) - before
+            self._plugin_command_names = self._present_commands() - before
+
+    def _present_commands(self) -> set[str]:
+        if isinstance(self.commands, LazyCommands):
+            return self.commands.loaded_names()
+        return set(self.commands)
 
     def get_command(self, ctx, cmd_name):
         if cmd_name not in self.commands:
@@ -42,6 +133,8 @@ class DoctaggerGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
     def list_commands(self, ctx):
+        if isinstance(self.commands, LazyCommands):
+            self.commands.load_all()  # built-ins first: a plugin's command of the same name wins
         self._ensure_plugin_commands()
         order = ["ingest", "docs", "show", "status", "search", "tasks", "label", "import",
                  "export", "train", "eval", "models", "tag", "plugins"]
@@ -103,26 +196,7 @@ def cli(ctx, index_path):
     ctx.obj["index_path"] = index_path
 
 
-def _add_commands():
-    from doctagger.cli import documents, plugins_cmd
-
-    for module in (documents, plugins_cmd):
-        for command in module.COMMANDS:
-            cli.add_command(command)
-    import importlib
-
-    for name in ("ingest", "tasks", "labels_io", "train", "models", "tag", "label"):
-        try:
-            module = importlib.import_module(f"doctagger.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"doctagger.cli.{name}":
-                raise
-            continue
-        for command in module.COMMANDS:
-            cli.add_command(command)
-
-
-_add_commands()
+cli.commands = LazyCommands(BUILTIN_COMMANDS)
 
 
 def main(argv=None):
