@@ -252,12 +252,17 @@ def tag_task(index: Index, task_name: str, *, version: int | str | None = None,
     for old in unfinished:
         old.unlink(missing_ok=True)
     if to_tag:
+        clock = time.monotonic()
         predictor = load_predictor(index, task, task_type, model)
+        summary["load_seconds"] = round(time.monotonic() - clock, 2)
+        predict_seconds = 0.0
         chunk_level = task.level != "document"
         carry = None  # the page's last document may go on in the next page: roll it up then
         for page in iter_chunk_pages(index, model["id"], all=all, page_size=page_size):
             for batch in batches_by_length(page, max(1, int(batch_size))):
+                clock = time.monotonic()
                 preds = predict(predictor, [r["text"] for r in batch])
+                predict_seconds += time.monotonic() - clock
                 review = [int(chunk_level and min_score is not None
                               and float(p.score) < min_score) for p in preds]
                 write_predictions(index, task, model["id"], batch, preds,
@@ -271,6 +276,7 @@ def tag_task(index: Index, task_name: str, *, version: int | str | None = None,
         if carry is not None:
             roll({carry})
         summary["runtime"] = str(getattr(predictor, "runtime", "") or "") or None
+        summary["predict_seconds"] = round(predict_seconds, 2)
     # Documents whose tags came from another version (after `models use` rolled back to a
     # version that had already predicted them): roll them up again from this version.
     stale = [r["document_id"] for r in index.query(
