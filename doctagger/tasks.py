@@ -113,7 +113,7 @@ def label_counts(index: Index, task: Task) -> dict[str, int]:
     """How often each label occurs in the task's labels (classes per item; entity mentions
     for NER), the task's labels first in their order, then any others found."""
     counts = {name: 0 for name in task.labels}
-    for (value,) in index.db.execute("select value from labels where task_id = ?", [task.id]):
+    for (value,) in index.conn.execute("select value from labels where task_id = ?", [task.id]):
         for name in value_labels(json.loads(value)):
             counts[name] = counts.get(name, 0) + 1
     return counts
@@ -124,7 +124,7 @@ def show_task(index: Index, name: str) -> dict:
     row = index.task_row(name)
     task = index.task(name)
     info = _summary(index, row)
-    by_target = dict(index.db.execute(
+    by_target = dict(index.conn.execute(
         "select target, count(*) from labels where task_id = ? group by target", [task.id]))
     info.update({
         "label_counts": label_counts(index, task),
@@ -133,7 +133,7 @@ def show_task(index: Index, name: str) -> dict:
         "orphaned_labels": index.scalar(
             "select count(*) from labels where task_id = ? and target = 'chunk' "
             "and chunk_id is null", [task.id]),
-        "sources": dict(index.db.execute(
+        "sources": dict(index.conn.execute(
             "select source, count(*) from labels where task_id = ? group by source "
             "order by source", [task.id])),
         "model_versions": [r["version"] for r in index.query(
