@@ -117,3 +117,17 @@ def test_entity_search_and_highlights_do_not_depend_on_supporting_chunks(
     copy = pymupdf.open(tmp_path / "out" / "acme.pdf")
     assert [len(list(page.annots())) for page in copy] == [1, 1, 1, 1, 1]
     copy.close()
+
+
+def test_search_tag_of_a_chunk_level_task_keeps_the_chunks_with_that_label(tagged, invoke):
+    """Document a is tagged cardio through its first chunk; its other chunks were labelled
+    otherwise by the model, so a passage search keeps only the cardio chunk."""
+    a, a_chunks = tagged["a"]
+    c, c_chunks = tagged["c"]
+    r = invoke("search", "--tag", "topic=cardio", "--limit", "50", "--json")
+    assert r.exit_code == 0, r.output
+    got = {row["chunk_id"] for row in json.loads(r.output)}
+    assert a_chunks[0] in got and c_chunks[0] in got
+    assert not got & {a_chunks[1], a_chunks[2]}  # a's chunks about Acme are not cardio
+    # `docs --tag` still filters documents: a carries the tag
+    assert a in doc_ids(invoke("docs", "--tag", "topic=cardio", "--json").output)

@@ -6,7 +6,7 @@ import json
 import click
 
 from doctagger.cli.common import echo_json, echo_table, get_index, json_option
-from doctagger.errors import InvalidInputError
+from doctagger.errors import DoctaggerError, InvalidInputError
 
 
 def parse_tag_filter(value: str, option: str = "--tag") -> tuple[str, str]:
@@ -33,12 +33,27 @@ def _like(text: str) -> str:
     return f"%{' '.join(escaped.split())}%"
 
 
+def _chunk_labels(task: dict) -> bool:
+    """Whether a task's predictions are labels of single chunks (a chunk-level task whose
+    type predicts labels, not spans)."""
+    if task["level"] == "document":
+        return False
+    from doctagger.plugins import get_task_type
+
+    try:
+        return getattr(get_task_type(task["type"]), "value_kind", "class") != "spans"
+    except DoctaggerError:  # its plugin is not loaded: filter by document tags only
+        return False
+
+
 def document_tag_condition(index, tags: tuple[str, ...], min_score: float | None,
                            alias: str = "d", entities: tuple[str, ...] = (),
                            chunk_alias: str | None = None) -> tuple[str, list]:
     """SQL condition (on documents `alias`) for the filters; all must hold.
 
-    - ``--tag TASK=LABEL``: the document carries that tag;
+    - ``--tag TASK=LABEL``: the document carries that tag; with ``chunk_alias``, for a
+      chunk-level task of labels (not spans), only the chunks that the tag's model itself
+      labelled LABEL (not queued for review; ``min_score`` on that label's score) match;
     - ``--entity TASK=LABEL[:TEXT]``: the document has an entity of that label (whose
       text contains TEXT, case-insensitively); with ``chunk_alias``, only the chunks in
       which the tag's model found such an entity match;
@@ -49,9 +64,21 @@ def document_tag_condition(index, tags: tuple[str, ...], min_score: float | None
     for value in tags:
         task_name, label = parse_tag_filter(value)
         task = index.task_row(task_name)
-        parts.append(f"exists (select 1 from document_tags t where t.document_id = {alias}.id "
-                     f"and t.task_id = ? and t.label = ?{score})")
+        cond = (f"exists (select 1 from document_tags t where t.document_id = {alias}.id "
+                f"and t.task_id = ? and t.label = ?{score}")
         params += [task["id"], label] + ([min_score] if min_score is not None else [])
+        if chunk_alias and _chunk_labels(task):
+            cond += (f" and exists (select 1 from predictions p where p.chunk_id = "
+                     f"{chunk_alias}.id and p.model_id = t.model_id and p.review = 0 "
+                     f"and (p.value = json_quote(t.label) or (json_type(p.value) = 'array' "
+                     f"and exists (select 1 from json_each(p.value) v "
+                     f"where v.value = t.label)))")
+            if min_score is not None:
+                cond += (" and coalesce((select ps.value from json_each(p.scores) ps "
+                         "where ps.key = t.label), p.score) >= ?")
+                params.append(min_score)
+            cond += ")"
+        parts.append(cond + ")")
     for value in entities:
         task_name, label, text = parse_entity_filter(value)
         task = index.task_row(task_name)
@@ -259,7 +286,9 @@ def status(json_):
 @click.command()
 @click.argument("text", required=False)
 @click.option("--tag", "tags", multiple=True, metavar="TASK=LABEL",
-              help="Only chunks of documents tagged LABEL for TASK (repeat to require several).")
+              help="Only chunks tagged LABEL for TASK: for a chunk-level task, chunks the "
+                   "model labelled LABEL; for a document-level one, chunks of documents "
+                   "tagged LABEL (repeat to require several).")
 @click.option("--entity", "entities", multiple=True, metavar="TASK=LABEL[:TEXT]",
               help="Only chunks where an entity of LABEL for TASK was found, whose text "
                    "contains TEXT when given (case-insensitive).")
