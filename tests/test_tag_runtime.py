@@ -46,6 +46,17 @@ def _model(model_dir):
     return AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
 
 
+class _Decisive:
+    """A stand-in classifier with clear, varied answers: logits from the first tokens, so
+    margins range from tiny to large (a tiny random BERT answers ~1/3 everywhere)."""
+
+    def __call__(self, input_ids, attention_mask):
+        import types
+
+        x = input_ids[:, :3].float()
+        return types.SimpleNamespace(logits=(x - x.mean(-1, keepdim=True)) / 4)
+
+
 def test_mode_from_env_and_bad_value(monkeypatch):
     from doctagger_classification.runtime import requested_mode
 
@@ -107,10 +118,52 @@ def test_kept_when_it_agrees(model_dir):
         while rt.checked < runtime.CHECK_ROWS:
             rt(*_batch())
         assert rt.name == "torch-int8" and "agreed with fp32" in rt.reason
-        assert rt.model is None  # fp32 copy released
+        assert rt.recheck_margin == runtime.MIN_RECHECK_MARGIN  # it never differed
         before = len(calls)
         rt(*_batch())
     assert len(calls) == before + 1
+
+
+def test_unclear_windows_are_run_again_in_fp32(model_dir):
+    """After the check, a window whose margin is within the noise the check saw gets
+    fp32's answer; a clear one keeps the fast answer."""
+    import torch
+
+    from doctagger_classification import runtime
+
+    model = _Decisive()
+    rt = runtime.Runtime(_model(model_dir), mode="int8")
+    rt.model = model
+
+    def fast(ids, mask):  # fp32 plus a small, fixed push towards label 0
+        return model(input_ids=ids, attention_mask=mask).logits + torch.tensor([0.3, 0.0, 0.0])
+
+    rt.fast, rt.fast_name = fast, "torch-int8"
+    with torch.inference_mode():
+        while rt.checked < runtime.CHECK_ROWS:
+            rt(*_batch())
+        assert rt.name == "torch-int8", rt.reason
+        assert rt.recheck_margin > runtime.MIN_RECHECK_MARGIN  # it saw the push
+        ids, mask = _batch(n=32)
+        exact = model(input_ids=ids, attention_mask=mask).logits.softmax(-1)
+        pushed = rt._probabilities(fast(ids, mask))
+        unclear = runtime.margins(pushed, False, None) < rt.recheck_margin
+        assert 0 < int(unclear.sum()) < 32  # some of each
+        got = rt(ids, mask)
+    assert rt.rechecked == int(unclear.sum())
+    assert torch.allclose(got[unclear], exact[unclear], atol=1e-5)
+    assert torch.equal(got[~unclear], pushed[~unclear])
+    assert torch.equal(got.argmax(-1), exact.argmax(-1))  # no decision changed
+
+
+def test_margins():
+    import torch
+
+    from doctagger_classification.runtime import margins
+
+    probs = torch.tensor([[0.5, 0.3, 0.2], [0.9, 0.05, 0.05]])
+    assert torch.allclose(margins(probs, False, None), torch.tensor([0.2, 0.85]))
+    assert torch.allclose(margins(probs, True, [0.45, 0.5, 0.1]), torch.tensor([0.05, 0.05]))
 
 
 def test_dropped_when_it_disagrees(model_dir):
@@ -118,8 +171,9 @@ def test_dropped_when_it_disagrees(model_dir):
 
     from doctagger_classification import runtime
 
-    model = _model(model_dir)
-    rt = runtime.Runtime(model, mode="int8")
+    model = _Decisive()
+    rt = runtime.Runtime(_model(model_dir), mode="int8")
+    rt.model = model
 
     def wrong(ids, mask):  # always the opposite of fp32's best label
         logits = model(input_ids=ids, attention_mask=mask).logits
