@@ -3,9 +3,13 @@
 - ``sequential``: unlabelled chunks (documents, for document-level tasks) in document order;
 - ``random``: unlabelled items in random order (``seed`` makes it repeatable);
 - ``uncertain``: the model predicts a sample of ``pool`` unlabelled items (stored
-  predictions of that version are reused); they come most uncertain first, by the task
-  type's ``uncertainty`` (margin or entropy), and near-duplicates of an item already shown
-  (MinHash over word 3-grams, confirmed by exact Jaccard) are left out;
+  predictions of that version are reused); they are ranked most uncertain first, by the task
+  type's ``uncertainty`` (entropy for single-label classification), and the classes the model
+  predicts take turns: the most uncertain item predicted A, then the most uncertain predicted
+  B, ... (an item without one predicted class, e.g. multi-label, spans or no answer, comes
+  once no class item left ranks above it). Near-duplicates of an item already shown
+  (MinHash over word 3-grams, confirmed by exact Jaccard) are left out.
+  docs/active_learning.md has the measurements behind this order;
 - ``review``: the model's predictions on unlabelled items, those queued by ``--min-score``
   first, then the least confident.
 
@@ -19,8 +23,9 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from doctagger.tasktypes import Prediction, Task
 
@@ -246,25 +251,108 @@ def predict_items(index: Index, task: Task, task_type, model: dict, predictor_fa
 
 def rank_by_uncertainty(scored: dict) -> list:
     """``{ref: (prediction, uncertainty)}`` as ``(ref, (prediction, uncertainty))`` pairs,
-    most uncertain first (ties: lower ref first). Pure, so bench/active_learning simulates
-    ``uncertain`` with the same ranking."""
+    most uncertain first (ties: lower ref first)."""
     return sorted(scored.items(), key=lambda kv: (-(kv[1][1] or 0.0), kv[0]))
 
 
+def turn_group(prediction: Prediction) -> str | None:
+    """The class whose turn an item takes: its predicted class when the value is one class
+    (single-label classification, from any task type); None otherwise."""
+    value = prediction.value
+    return value if isinstance(value, str) else None
+
+
+@dataclass
+class Pick:
+    """One item of the ``uncertain`` queue, with what its ``why`` line says."""
+
+    item: Any  # what ``load`` returned (an Item in the product)
+    ref: int
+    prediction: Prediction
+    uncertainty: float | None
+    rank: int  # 1-based place in the plain uncertainty ranking
+    of: int  # items ranked
+    turn: str | None  # the predicted class whose turn it was; None when classes take no turns
+
+
+def uncertain_order(scored: dict, load: Callable[[int, Prediction], Any], *,
+                    turns: bool = True) -> Iterator[Pick]:
+    """The order ``uncertain`` asks in, lazily. ``scored`` is ``{ref: (prediction,
+    uncertainty)}``; ``load(ref, prediction)`` returns the item (anything with a ``text``),
+    or None to pass over it (labelled meanwhile, gone).
+
+    Items are ranked most uncertain first; with ``turns`` the predicted classes
+    (:func:`turn_group`) then take turns, each giving its most uncertain item not asked yet,
+    in the order of their most uncertain items, so no predicted class fills the queue
+    (measured in docs/active_learning.md). An item without one predicted class (no answer,
+    multi-label, spans) comes when it is ahead of every class item left in the plain
+    ranking; so with one class, or none, the order is the plain ranking. Near-duplicates of
+    an item already given are passed over (a class keeps its turn). Pure, so
+    bench/active_learning runs this very function."""
+    ranked = rank_by_uncertainty(scored)
+    classes: dict[str, deque] = {}
+    loose: deque = deque()  # items with no one predicted class
+    for rank, (ref, (prediction, u)) in enumerate(ranked, 1):
+        key = turn_group(prediction) if turns else None
+        (loose if key is None else classes.setdefault(key, deque())).append(
+            (rank, ref, prediction, u))
+    taking_turns = len(classes) > 1
+    groups, turn = list(classes), 0
+    seen = NearDuplicates()
+
+    def usable(entry):
+        item = load(entry[1], entry[2])
+        return None if item is None or seen.check_and_add(item.text) else item
+
+    while loose or groups:
+        ahead = min(classes[g][0][0] for g in groups) if groups else None
+        if loose and (ahead is None or loose[0][0] < ahead):
+            entry = loose.popleft()
+            item = usable(entry)
+            if item is not None:
+                yield Pick(item, entry[1], entry[2], entry[3], entry[0], len(ranked), None)
+            continue
+        turn %= len(groups)
+        key = groups[turn]
+        queue, pick = classes[key], None
+        while queue and pick is None:
+            entry = queue.popleft()
+            item = usable(entry)
+            if item is not None:
+                pick = Pick(item, entry[1], entry[2], entry[3], entry[0], len(ranked),
+                            key if taking_turns else None)
+        if queue:
+            turn += 1
+        else:
+            groups.pop(turn)
+        if pick is not None:
+            yield pick
+
+
+def why_uncertain(pick: Pick, version) -> str:
+    """The ``why`` line of an ``uncertain`` item."""
+    why = (f"{explain(pick.prediction, pick.uncertainty or 0.0)}; rank {pick.rank} of "
+           f"{pick.of} (model v{version})")
+    if pick.turn is not None:
+        why += (f"; the most uncertain left of those predicted {pick.turn} "
+                "(predicted classes take turns)")
+    return why
+
+
 def uncertain(index: Index, task: Task, task_type, model: dict, predictor_factory, *,
-              pool: int = DEFAULT_POOL, seed: int | None = None) -> Iterator[Item]:
-    """Most uncertain first, near-duplicates of items already shown left out."""
+              pool: int = DEFAULT_POOL, seed: int | None = None,
+              turns: bool = True) -> Iterator[Item]:
+    """Most uncertain first, predicted classes taking turns (``turns=False``: the plain
+    ranking), near-duplicates of items already shown left out."""
     refs = _sample_ids(index, task, pool, seed)
     scored = predict_items(index, task, task_type, model, predictor_factory, refs)
-    ranked = rank_by_uncertainty(scored)
-    seen = NearDuplicates()
-    for rank, (ref, (prediction, u)) in enumerate(ranked, 1):
-        why = (f"{explain(prediction, u or 0.0)}; rank {rank} of {len(ranked)} "
-               f"(model v{model['version']})")
-        item = load_item(index, task, ref, why=why, prediction=prediction)
-        if item is None or seen.check_and_add(item.text):
-            continue
-        yield item
+
+    def load(ref, prediction):
+        return load_item(index, task, ref, prediction=prediction)
+
+    for pick in uncertain_order(scored, load, turns=turns):
+        pick.item.why = why_uncertain(pick, model["version"])
+        yield pick.item
 
 
 def review(index: Index, task: Task, task_type, model: dict) -> Iterator[Item]:
@@ -356,5 +444,6 @@ class NearDuplicates:
 
 
 __all__ = ["Item", "load_item", "sequential", "random_order", "uncertain", "review",
-           "explain", "predict_items", "rank_by_uncertainty", "document_prediction",
-           "NearDuplicates", "shingles", "jaccard", "DEFAULT_POOL"]
+           "explain", "predict_items", "rank_by_uncertainty", "uncertain_order", "Pick",
+           "turn_group", "why_uncertain", "document_prediction", "NearDuplicates", "shingles",
+           "jaccard", "DEFAULT_POOL"]

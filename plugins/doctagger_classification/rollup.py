@@ -95,10 +95,11 @@ def _thresholds(items: list[ChunkPrediction], labels: list[str]) -> dict[str, fl
 def uncertainty(task: Task, prediction: Prediction) -> float:
     """Higher = ask a person sooner, in [0, 1].
 
-    single-label: 1 - (margin between the two most probable labels), so two labels in a
-    near tie score close to 1; multi-label: how close the least clear label is to its
-    threshold (1 at the threshold, 0 at a certain yes or no). Without per-label scores:
-    1 - score."""
+    single-label: the normalised entropy of the label probabilities (1 when they are all
+    equal, 0 for a certain answer); it picked better training items than the margin between
+    the two most probable labels on the medical abstracts (docs/active_learning.md).
+    multi-label: how close the least clear label is to its threshold (1 at the threshold,
+    0 at a certain yes or no). Without per-label scores: 1 - score."""
     scores = prediction.scores
     if not scores:
         return 1.0 - float(prediction.score)
@@ -113,7 +114,7 @@ def uncertainty(task: Task, prediction: Prediction) -> float:
     top = sorted(scores.values(), reverse=True)
     if len(top) < 2:
         return 1.0 - float(top[0]) if top else 1.0
-    return 1.0 - (float(top[0]) - float(top[1]))
+    return min(1.0, entropy(prediction))  # scores that do not sum to 1 (rolled up): capped
 
 
 def entropy(prediction: Prediction) -> float:
