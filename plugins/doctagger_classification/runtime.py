@@ -21,10 +21,10 @@ After the check, the fast version's answers are trusted only where they are clea
 whose decision margin (the gap between the two best probabilities; for multi-label, the
 closest probability to its threshold) is under ``RECHECK_FACTOR`` times the largest
 difference the check saw (at least ``MIN_RECHECK_MARGIN``) is run again in fp32. A decision
-can only flip where the margin is smaller than the noise, so this keeps the labels those of
-fp32 for a few percent of the windows (measured in docs/tagging.md: bf16 alone changed 2-3
-of 279 labels, all at margins under 0.04; with the re-check, 1,446 of 1,446 labels were
-fp32's, with 3-6 % of the windows run twice).
+can only flip where the margin is smaller than the noise, so this keeps fp32's labels at
+the cost of running a few percent of the windows twice (measured in docs/tagging.md: bf16
+alone changed 2-3 of 279 labels, all at margins under 0.04; with the re-check, 1,446 of
+1,446 labels were fp32's).
 
 ONNX Runtime is not used: measured here (docs/tagging.md) an exported MiniLM ran no faster
 than torch, and its int8 version changed a quarter of the labels. torch's int8 dynamic
