@@ -1,9 +1,9 @@
 """Import a library without an optional module it would import eagerly but doctagger never
 uses through it, to keep every command's start-up short.
 
-- sqlite-utils imports pandas when it is installed (datasets pulls it in) only to map
-  ``pandas.Timestamp`` to TEXT: doctagger never writes pandas values, and pandas costs
-  0.2-0.4 s of every command that opens the index.
+- sqlite-utils imports pandas and numpy when they are installed (datasets pulls them in)
+  only to map their types to column types: doctagger writes plain values into tables its
+  migrations made, and the two cost 0.2-0.4 s of every command that opens the index.
 - PyMuPDF 2 imports ``pymupdf.layout`` (and ONNX Runtime) and ``pymupdf4llm`` (and numpy)
   when they are installed: 0.5-0.75 s in every ingest worker, for a layout analyser and
   Markdown export that ingest does not use.

@@ -113,7 +113,7 @@ def unlabelled_ids(index: Index, task: Task) -> list[int]:
         sql = f"select d.id from documents d where {_unlabelled_documents()} order by d.id"
     else:
         sql = f"select c.id from chunks c where {_unlabelled_chunks()} order by c.id"
-    return [r[0] for r in index.db.execute(sql, {"task": task.id}).fetchall()]
+    return [r[0] for r in index.conn.execute(sql, {"task": task.id}).fetchall()]
 
 
 # -- strategies --------------------------------------------------------------------------
