@@ -237,3 +237,97 @@ def test_tag_reports_the_runtime(invoke, model_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("DOCTAGGER_RUNTIME", "nope")
     result = invoke("tag", "kind", "--all")
     assert result.exit_code == 1 and "unknown runtime 'nope'" in result.output
+
+
+# -- the head method: the same check, text by text -------------------------------------
+WORDS = ["payment", "invoice", "contract", "party", "letter", "dear", "clause", "total",
+         "signed", "regards", "amount", "sincerely"]
+MANY = [" ".join(WORDS[(i * k) % len(WORDS)] for k in range(1, 4 + i % 5)) + f" item {i}"
+        for i in range(150)]
+
+
+@pytest.fixture(scope="module")
+def head_dir(tmp_path_factory):
+    """A saved head on a tiny random BERT, with large random weights: varied margins."""
+    import numpy as np
+    from transformers import AutoConfig
+
+    from doctagger_classification import head
+
+    base = tiny_bert(tmp_path_factory.mktemp("hbert"), MANY)
+    dim = AutoConfig.from_pretrained(base).hidden_size
+    rng = np.random.default_rng(0)
+    out = tmp_path_factory.mktemp("head")
+    head.save(out, rng.normal(size=(3, dim)) * 40, np.zeros(3), labels=LABELS,
+              multi_label=False, encoder=None, encoder_path=str(base), max_length=32, info={})
+    return out
+
+
+def test_head_runtime_modes(head_dir, monkeypatch):
+    from doctagger_classification import runtime
+    from doctagger_classification.predictor import HeadPredictor, load
+
+    plain = HeadPredictor(head_dir, runtime="torch")
+    assert plain.fast is None and str(plain.runtime) == "torch-fp32"
+    assert plain.runtime.reason == "asked for"
+    fast = HeadPredictor(head_dir, runtime="bf16")
+    assert fast.fast is not None and fast.runtime.name == "torch-bf16 (checking)"
+    monkeypatch.setattr(runtime, "bf16_supported", lambda: False)
+    assert str(HeadPredictor(head_dir).runtime) == "torch-fp32"  # auto: no int8 unasked
+    monkeypatch.setattr(runtime, "bf16_supported", lambda: True)
+    assert str(HeadPredictor(head_dir).runtime) == "torch-bf16 (checking)"
+    monkeypatch.setenv("DOCTAGGER_RUNTIME", "torch")
+    assert str(load(head_dir).runtime) == "torch-fp32"
+
+
+def test_head_checks_texts_then_runs_unclear_ones_again_in_fp32(head_dir):
+    """The first CHECK_ROWS texts get fp32's answers; afterwards a text whose margin is
+    within the noise the check saw is embedded again in fp32, a clear one keeps the fast
+    answer; every decision is fp32's."""
+    import torch
+
+    from doctagger_classification import runtime
+    from doctagger_classification.predictor import HeadPredictor
+
+    exact = HeadPredictor(head_dir, runtime="torch").probabilities(MANY)
+    pred = HeadPredictor(head_dir, runtime="bf16")
+    encoder = pred.encoder
+    push = torch.zeros(encoder.dim)
+    push[0] = 0.02
+
+    def fast(ids, mask):  # fp32 embeddings, slightly moved
+        return torch.nn.functional.normalize(encoder._forward(ids, mask) + push, dim=-1)
+
+    pred.fast = fast
+    n = runtime.CHECK_ROWS
+    first = pred.probabilities(MANY[:n - 10])  # two calls, the second one crosses the end
+    assert torch.allclose(first, exact[:n - 10], atol=1e-5)  # fp32's answers meanwhile
+    both = pred.probabilities(MANY[n - 10:n + 20])
+    assert pred.runtime.checked == n and pred.runtime.name == "torch-bf16", pred.runtime.reason
+    assert "texts with a margin under" in pred.runtime.reason
+    assert torch.allclose(both[:10], exact[n - 10:n], atol=1e-5)
+    assert pred.runtime.recheck_margin > runtime.MIN_RECHECK_MARGIN  # it saw the push
+    rest = MANY[n:]
+    moved = pred._head(encoder.embed(rest, batch_size=16, forward=fast))
+    unclear = runtime.margins(moved, False, None) < pred.runtime.recheck_margin
+    assert 0 < int(unclear.sum()) < len(rest)  # some of each
+    before = pred.runtime.rechecked
+    got = pred.probabilities(rest)
+    assert pred.runtime.rechecked - before == int(unclear.sum())
+    assert torch.allclose(got[unclear], exact[n:][unclear], atol=1e-5)
+    assert torch.allclose(got[~unclear], moved[~unclear], atol=1e-6)
+    assert torch.equal(got.argmax(-1), exact[n:].argmax(-1))  # no decision changed
+
+
+def test_head_runtime_dropped_when_it_disagrees(head_dir):
+    import torch
+
+    from doctagger_classification.predictor import HeadPredictor
+
+    exact = HeadPredictor(head_dir, runtime="torch").probabilities(MANY[:20])
+    pred = HeadPredictor(head_dir, runtime="bf16")
+    pred.fast = lambda ids, mask: -pred.encoder._forward(ids, mask)  # the opposite answers
+    assert torch.allclose(pred.probabilities(MANY[:20]), exact, atol=1e-5)
+    assert pred.runtime.dropped and str(pred.runtime) == "torch-fp32"
+    assert "torch-bf16 dropped" in pred.runtime.reason
+    assert torch.allclose(pred.probabilities(MANY[:20]), exact, atol=1e-5)

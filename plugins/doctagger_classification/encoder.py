@@ -29,17 +29,37 @@ class Encoder:
         self.dim = int(self.model.config.hidden_size)
         self.long_texts = long_texts
 
-    def _forward(self, ids, mask):
+    def _forward(self, ids, mask, model=None):
         import torch
 
-        hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
+        hidden = (model or self.model)(input_ids=ids, attention_mask=mask).last_hidden_state
+        hidden = hidden.float()
         m = mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
         return torch.nn.functional.normalize(pooled, dim=-1)
 
-    def embed(self, texts: Sequence[str], *, batch_size: int = 32):
+    def fast_forward(self, mode: str):
+        """(forward, name) for the runtime ``mode`` ("bf16" or "int8", see
+        doctagger_classification.runtime), or (None, why not)."""
+        from doctagger_classification.runtime import quantize_int8
+
+        if mode == "bf16":
+            def forward(ids, mask):
+                import torch
+
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    return self._forward(ids, mask)
+            return forward, "torch-bf16"
+        if mode == "int8":
+            quantized = quantize_int8(self.model)
+            if quantized is None:
+                return None, "int8 is not available in this torch build"
+            return (lambda ids, mask: self._forward(ids, mask, quantized)), "torch-int8"
+        return None, "asked for" if mode == "torch" else "no faster runtime here"
+
+    def embed(self, texts: Sequence[str], *, batch_size: int = 32, forward=None):
         """A float32 numpy array (len(texts), dim); long texts average their windows' embeddings
-        (then re-normalise)."""
+        (then re-normalise). ``forward``: another way to run the model (``fast_forward``)."""
         import numpy as np
         import torch
 
@@ -51,6 +71,7 @@ class Encoder:
             windows = self.tokenizer(list(texts), truncation=True, max_length=self.max_length,
                                      padding=False)["input_ids"]
             owner = list(range(len(texts)))
-        rows = run_batched(windows, self.tokenizer.pad_token_id or 0, batch_size, self._forward)
+        rows = run_batched(windows, self.tokenizer.pad_token_id or 0, batch_size,
+                           forward or self._forward)
         mean = torch.nn.functional.normalize(average_windows(rows, owner, len(texts)), dim=-1)
         return mean.numpy().astype(np.float32)

@@ -19,6 +19,7 @@ from doctagger.tasktypes import Prediction
 from doctagger_classification import multilabel
 from doctagger_classification.batching import (average_windows, run_batched,
                                                quiet, tokenize_windows, use_all_cores)
+from doctagger_classification.runtime import CHECK_ROWS
 
 #: windows per forward pass. Measured on 2 CPU cores with MiniLM and ~200-token chunks
 #: (docs/tagging.md): 8-16 ran 20-30 % faster than 64, in fp32 and in bf16 (smaller
@@ -139,13 +140,22 @@ class HFPredictor(_Base):
 
 
 class HeadPredictor(_Base):
-    """A frozen encoder + the linear head saved by the "head" method."""
+    """A frozen encoder + the linear head saved by the "head" method.
 
-    def __init__(self, model_dir: str | Path, *, batch_size: int | None = DEFAULT_BATCH):
+    The encoder runs as ``DOCTAGGER_RUNTIME`` says (``runtime``; see
+    doctagger_classification.runtime): with ``auto``, bf16 on a CPU with native bf16, else
+    fp32. The fast version is checked against fp32 text by text on the first texts (their
+    fp32 answers are returned meanwhile) and, once kept, every text whose decision is too
+    close to call is embedded again in fp32: the head was trained on fp32 embeddings of
+    whole texts, so the check is on the head's answer for the whole text."""
+
+    def __init__(self, model_dir: str | Path, *, batch_size: int | None = DEFAULT_BATCH,
+                 runtime: str | None = None):
         import torch
 
         from doctagger_classification import head
         from doctagger_classification.encoder import Encoder
+        from doctagger_classification.runtime import Check, bf16_supported, requested_mode
 
         self.model_dir = Path(model_dir)
         config, weight, bias = head.load(self.model_dir)
@@ -158,13 +168,42 @@ class HeadPredictor(_Base):
         self.weight = torch.from_numpy(weight)
         self.bias = torch.from_numpy(bias)
         self.batch_size = int(batch_size or default_batch("cpu"))  # the encoder runs on CPU
+        mode = requested_mode(runtime)
+        if mode == "auto":  # int8 is not tried unasked: it was dropped on the models we measured
+            mode = "bf16" if bf16_supported() else "torch"
+        self.fast, name_or_reason = self.encoder.fast_forward(mode)
+        self.runtime = Check(name_or_reason if self.fast else None, rows="texts",
+                             multi_label=self.multi_label, thresholds=self.thresholds,
+                             reason=name_or_reason)
+
+    def _head(self, x):
+        import torch
+
+        logits = torch.from_numpy(x) @ self.weight.T + self.bias
+        return logits.sigmoid() if self.multi_label else logits.softmax(-1)
 
     def probabilities(self, texts: Sequence[str], batch_size: int | None = None):
         import torch
 
-        x = torch.from_numpy(self.encoder.embed(texts, batch_size=batch_size or self.batch_size))
-        logits = x @ self.weight.T + self.bias
-        return logits.sigmoid() if self.multi_label else logits.softmax(-1)
+        texts = list(texts)
+        size = batch_size or self.batch_size
+        check = self.runtime
+        if check.dropped or not texts:
+            return self._head(self.encoder.embed(texts, batch_size=size))
+        if check.checking:  # the first texts both ways; fp32's answers are returned
+            n = min(len(texts), CHECK_ROWS - check.checked)
+            exact = self._head(self.encoder.embed(texts[:n], batch_size=size))
+            check.compare(exact, self._head(self.encoder.embed(texts[:n], batch_size=size,
+                                                               forward=self.fast)))
+            if n == len(texts):
+                return exact
+            return torch.cat([exact, self.probabilities(texts[n:], batch_size)])
+        probs = self._head(self.encoder.embed(texts, batch_size=size, forward=self.fast))
+        unclear = check.unclear(probs)
+        if len(unclear):
+            probs[unclear] = self._head(self.encoder.embed([texts[i] for i in unclear.tolist()],
+                                                           batch_size=size))
+        return probs
 
 
 def _encoder_path(config: dict) -> str:
@@ -183,7 +222,7 @@ def load(model_dir: str | Path, *, batch_size: int | None = DEFAULT_BATCH, **kwa
     from doctagger_classification import head
 
     if head.is_head(Path(model_dir)):
-        return HeadPredictor(model_dir, batch_size=batch_size)
+        return HeadPredictor(model_dir, batch_size=batch_size, runtime=kwargs.get("runtime"))
     return HFPredictor(model_dir, batch_size=batch_size, **kwargs)
 
 

@@ -1,7 +1,10 @@
-"""How a fine-tuned classifier runs at tagging time: plain fp32, or a faster int8/bf16
-version of it that is only kept when it gives the same answers.
+"""How a classifier runs at tagging time: plain fp32, or a faster int8/bf16 version of it
+that is only kept when it gives the same answers.
 
-``DOCTAGGER_RUNTIME`` (or ``HFPredictor(runtime=...)``) picks it:
+``DOCTAGGER_RUNTIME`` (or ``HFPredictor(runtime=...)``) picks it for fine-tuned
+classifiers (``Runtime``, checked window by window). The ``head`` method's frozen encoder
+goes through the same ``Check``, text by text (``HeadPredictor``; there ``auto`` means bf16
+on a CPU with native bf16, else fp32):
 
 - ``auto`` (the default): on a CPU with native bf16 (AVX512-BF16/AMX), bf16 autocast;
   on other CPUs, the encoder's Linear layers quantised to int8
@@ -115,37 +118,99 @@ def decisions(probs, multi_label: bool, thresholds):
     return probs.argmax(-1, keepdim=True)
 
 
-class Runtime:
-    """``runtime(ids, mask) -> probabilities`` for a sequence-classification model."""
+class Check:
+    """The check every fast runtime goes through, on probabilities: ``compare(exact, fast)``
+    on the first ``CHECK_ROWS`` rows (windows, or texts for the head method) keeps or drops
+    the fast version; afterwards ``unclear(probs)`` says which rows must be computed again
+    in fp32. ``name`` says what runs (``torch-fp32`` when there is no fast version or it
+    was dropped) and ``reason`` why."""
+
+    def __init__(self, fast_name: str | None, *, rows: str = "rows", multi_label: bool = False,
+                 thresholds=None, reason: str = "no faster runtime here"):
+        self.fast_name = fast_name
+        self.rows = rows  # what a row is, in the reason
+        self.multi_label = multi_label
+        self.thresholds = thresholds
+        self.checked = self.agreed = 0
+        self.max_diff = 0.0
+        self.recheck_margin = MIN_RECHECK_MARGIN
+        self.rechecked = 0  # rows run again in fp32 after the check
+        self.dropped = fast_name is None
+        if fast_name is None:
+            self.name, self.reason = "torch-fp32", reason
+        else:
+            self.name, self.reason = f"{fast_name} (checking)", "checking against fp32"
+
+    @property
+    def checking(self) -> bool:
+        return not self.dropped and self.checked < CHECK_ROWS
+
+    def compare(self, exact, fast) -> None:
+        """Record rows answered both ways (probabilities, same shape); decide once
+        ``CHECK_ROWS`` rows are in."""
+        diff = float((exact - fast).abs().max()) if len(exact) else 0.0
+        self.max_diff = max(self.max_diff, diff)
+        self.recheck_margin = max(MIN_RECHECK_MARGIN, RECHECK_FACTOR * self.max_diff)
+        # what the fast version with its re-check would have answered
+        unclear = margins(fast, self.multi_label, self.thresholds) < self.recheck_margin
+        answered = torch_where(unclear, exact, fast)
+        same = (decisions(exact, self.multi_label, self.thresholds)
+                == decisions(answered, self.multi_label, self.thresholds)).all(-1)
+        self.checked += len(exact)
+        self.agreed += int(same.sum())
+        if diff > MAX_PROB_DIFF:
+            self._give_up(f"a probability moved by {diff:.3f} against fp32")
+        elif self.checked >= CHECK_ROWS:
+            rate = self.agreed / self.checked
+            if rate >= MIN_AGREEMENT:
+                self.name = self.fast_name
+                self.reason = (f"agreed with fp32 on {self.agreed}/{self.checked} "
+                               f"{self.rows}; {self.rows} with a margin under "
+                               f"{self.recheck_margin:.3f} are run again in fp32")
+            else:
+                self._give_up(f"agreed with fp32 on only {self.agreed}/{self.checked} "
+                              f"{self.rows}")
+
+    def unclear(self, probs):
+        """Indices of the rows of the fast version's ``probs`` too close to call."""
+        rows = (margins(probs, self.multi_label, self.thresholds)
+                < self.recheck_margin).nonzero().flatten()
+        self.rechecked += len(rows)
+        return rows
+
+    def _give_up(self, why: str) -> None:
+        self.dropped = True
+        self.name, self.reason = "torch-fp32", f"{self.fast_name} dropped: {why}"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Runtime(Check):
+    """``runtime(ids, mask) -> probabilities`` for a sequence-classification model, checked
+    window by window."""
 
     def __init__(self, model, *, device: str = "cpu", mode: str | None = None,
                  multi_label: bool = False, thresholds=None):
         self.model = model
         self.device = device
-        self.multi_label = multi_label
-        self.thresholds = thresholds
         self.mode = requested_mode(mode)
         self.fast = None  # the candidate: a callable (ids, mask) -> logits
-        self.fast_name = None
-        self.checked = self.agreed = 0
-        self.max_diff = 0.0
-        self.recheck_margin = MIN_RECHECK_MARGIN
-        self.rechecked = 0  # windows run again in fp32 after the check
-        self.name = "torch-fp32"
-        self.reason = "asked for" if self.mode == "torch" else "no faster runtime here"
+        reason = "asked for" if self.mode == "torch" else "no faster runtime here"
         mode = self.mode
         if mode == "auto" and device == "cpu":
             mode = "bf16" if bf16_supported() else "int8"
+        fast_name = None
         if device == "cpu" and mode == "int8":
             quantized = quantize_int8(model)
             if quantized is not None:
-                self.fast, self.fast_name = _plain(quantized), "torch-int8"
+                self.fast, fast_name = _plain(quantized), "torch-int8"
             else:
-                self.reason = "int8 is not available in this torch build"
+                reason = "int8 is not available in this torch build"
         elif device == "cpu" and mode == "bf16":
-            self.fast, self.fast_name = _bf16(model), "torch-bf16"
-        if self.fast is not None:
-            self.name, self.reason = f"{self.fast_name} (checking)", "checking against fp32"
+            self.fast, fast_name = _bf16(model), "torch-bf16"
+        super().__init__(fast_name, rows="windows", multi_label=multi_label,
+                         thresholds=thresholds, reason=reason)
 
     def _probabilities(self, logits):
         logits = logits.float()
@@ -155,52 +220,26 @@ class Runtime:
         ids, mask = ids.to(self.device), mask.to(self.device)
         if self.fast is None:
             return self._exact(ids, mask)
-        if self.checked >= CHECK_ROWS:
+        if not self.checking:
             return self._fast_with_recheck(ids, mask)
         exact = self._exact(ids, mask)
-        fast = self._probabilities(self.fast(ids, mask))
-        diff = float((exact - fast).abs().max()) if len(ids) else 0.0
-        self.max_diff = max(self.max_diff, diff)
-        self.recheck_margin = max(MIN_RECHECK_MARGIN, RECHECK_FACTOR * self.max_diff)
-        # what the fast version with its re-check would have answered
-        unclear = margins(fast, self.multi_label, self.thresholds) < self.recheck_margin
-        answered = torch_where(unclear, exact, fast)
-        same = (decisions(exact, self.multi_label, self.thresholds)
-                == decisions(answered, self.multi_label, self.thresholds)).all(-1)
-        self.checked += len(ids)
-        self.agreed += int(same.sum())
-        if diff > MAX_PROB_DIFF:
-            self._give_up(f"a probability moved by {diff:.3f} against fp32")
-        elif self.checked >= CHECK_ROWS:
-            rate = self.agreed / self.checked
-            if rate >= MIN_AGREEMENT:
-                self.name = self.fast_name
-                self.reason = (f"agreed with fp32 on {self.agreed}/{self.checked} windows; "
-                               f"windows with a margin under {self.recheck_margin:.3f} are "
-                               f"run again in fp32")
-            else:
-                self._give_up(f"agreed with fp32 on only {self.agreed}/{self.checked} windows")
-        return exact
+        self.compare(exact, self._probabilities(self.fast(ids, mask)))
+        return exact  # while checking, fp32's answers
 
     def _exact(self, ids, mask):
         return self._probabilities(self.model(input_ids=ids, attention_mask=mask).logits)
 
     def _fast_with_recheck(self, ids, mask):
         probs = self._probabilities(self.fast(ids, mask))
-        unclear = (margins(probs, self.multi_label, self.thresholds)
-                   < self.recheck_margin).nonzero().flatten()
+        unclear = self.unclear(probs)
         if len(unclear):
             width = int(mask[unclear].sum(-1).max())  # their own longest, not the batch's
             probs[unclear] = self._exact(ids[unclear, :width], mask[unclear, :width])
-            self.rechecked += len(unclear)
         return probs
 
     def _give_up(self, why: str) -> None:
+        super()._give_up(why)
         self.fast = None
-        self.name, self.reason = "torch-fp32", f"{self.fast_name} dropped: {why}"
-
-    def __str__(self) -> str:
-        return self.name
 
 
 def torch_where(rows, exact, fast):
