@@ -8,6 +8,8 @@ How ``tag_task`` keeps memory flat and other writers unblocked, however large th
 - each batch is written in one short transaction, as an upsert on the
   ``UNIQUE (model_id, chunk_id)`` key: a run killed at any moment leaves no duplicates,
   and the next run carries on with the chunks that still lack a prediction;
+- a text seen earlier in the run (same text hash) is not predicted again
+  (:class:`PredictionCache`, bounded);
 - after each page, the documents it touched are rolled up into document tags (the task
   type's ``rollup``), read outside a transaction, then written a few documents per
   transaction: that task's tags of a document are replaced as a whole.
@@ -121,7 +123,8 @@ def iter_chunk_pages(index: Index, model_id: int, *, all: bool = False,
     """Pages of chunks to tag, in id order, keyset-paginated (never an OFFSET)."""
     missing = ("" if all else " and not exists (select 1 from predictions p "
                "where p.model_id = ? and p.chunk_id = c.id)")
-    sql = (f"select c.id, c.document_id, c.page, c.text from chunks c where c.id > ?{missing} "
+    sql = (f"select c.id, c.document_id, c.page, c.text, c.text_hash from chunks c "
+           f"where c.id > ?{missing} "
            f"order by c.id limit ?")
     last = 0
     while True:
@@ -139,6 +142,37 @@ def batches_by_length(rows: list[dict], batch_size: int) -> Iterator[list[dict]]
     ordered = sorted(rows, key=lambda r: len(r["text"]))
     for i in range(0, len(ordered), batch_size):
         yield ordered[i:i + batch_size]
+
+
+class PredictionCache:
+    """Predictions by chunk text hash, so a text that occurs many times (a header, a
+    footer, boilerplate) is predicted once per run. Bounded (least recently used out), so
+    memory stays flat; batches are sorted by length, so copies of a text meet in the same
+    or a nearby batch anyway."""
+
+    def __init__(self, size: int = 10_000):
+        from collections import OrderedDict
+
+        self.size = size
+        self.items: OrderedDict = OrderedDict()
+        self.hits = 0
+
+    def predict(self, predictor, rows: list[dict]) -> list[Prediction]:
+        """One Prediction per row; only texts not seen (by ``text_hash``) reach the model."""
+        keys = [r.get("text_hash") or r["text"] for r in rows]
+        todo: dict = {}
+        for key, row in zip(keys, rows):
+            if key in self.items:
+                self.items.move_to_end(key)
+            else:
+                todo.setdefault(key, row["text"])
+        self.hits += len(rows) - len(todo)
+        for key, prediction in zip(todo, predict(predictor, list(todo.values()))):
+            self.items[key] = prediction
+        out = [self.items[key] for key in keys]
+        while len(self.items) > self.size:
+            self.items.popitem(last=False)
+        return out
 
 
 def _json_value(value: Any) -> str:
@@ -256,12 +290,13 @@ def tag_task(index: Index, task_name: str, *, version: int | str | None = None,
         predictor = load_predictor(index, task, task_type, model)
         summary["load_seconds"] = round(time.monotonic() - clock, 2)
         predict_seconds = 0.0
+        cache = PredictionCache()
         chunk_level = task.level != "document"
         carry = None  # the page's last document may go on in the next page: roll it up then
         for page in iter_chunk_pages(index, model["id"], all=all, page_size=page_size):
             for batch in batches_by_length(page, max(1, int(batch_size))):
                 clock = time.monotonic()
-                preds = predict(predictor, [r["text"] for r in batch])
+                preds = cache.predict(predictor, batch)
                 predict_seconds += time.monotonic() - clock
                 review = [int(chunk_level and min_score is not None
                               and float(p.score) < min_score) for p in preds]
@@ -275,6 +310,7 @@ def tag_task(index: Index, task_name: str, *, version: int | str | None = None,
             roll(documents - {carry})
         if carry is not None:
             roll({carry})
+        summary["repeated_texts"] = cache.hits  # chunks whose text was predicted already
         summary["runtime"] = str(getattr(predictor, "runtime", "") or "") or None
         summary["predict_seconds"] = round(predict_seconds, 2)
     # Documents whose tags came from another version (after `models use` rolled back to a

@@ -279,6 +279,29 @@ def test_rerun_tags_only_new_chunks_and_all_retags_without_duplicates(corpus, in
                         "group by 1, 2 having count(*) > 1)") == 0
 
 
+def test_a_repeated_text_is_predicted_once_and_every_chunk_gets_its_prediction(
+        corpus, index, invoke):
+    """Headers, footers, boilerplate: a text that occurs again (same text hash) reaches
+    the model once a run; each of its chunks still gets the prediction."""
+    header = "Cardio clinic letterhead, page header"
+    extra, extra_chunks = add_document(index, "/docs/c.pdf", [[header, NEURO], [header],
+                                                               [header, CARDIO]])
+    r = invoke("tag", "topic", "--json")
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.output)
+    seen = [t for c in KeywordClassification.calls for t in c["texts"]]
+    chunks = index.query("select id, text from chunks")
+    assert summary["chunks"] == len(chunks) == 10
+    assert sorted(seen) == sorted({c["text"] for c in chunks})  # each text once
+    assert summary["repeated_texts"] == len(chunks) - len(set(seen)) == 5
+    values = {p["chunk_id"]: p["value"]
+              for p in index.query("select chunk_id, value from predictions")}
+    assert set(values) == {c["id"] for c in chunks}
+    assert {values[c] for c in extra_chunks[:1] + extra_chunks[2:4]} == {'"cardio"'}
+    r = invoke("tag", "topic", "--all")
+    assert "(5 repeated a text already predicted)" in r.output
+
+
 def test_batches_are_sorted_by_length_and_pages_bound_memory(corpus, index):
     from doctagger.tagging import tag_task
 

@@ -81,8 +81,10 @@ def _report(s: dict, write_pdf) -> None:
         click.echo(f"Nothing to tag: every chunk has a prediction from {s['task']} "
                    f"v{s['model_version']} (use --all to tag them again).")
     else:
+        repeated = (f" ({s['repeated_texts']} repeated a text already predicted)"
+                    if s.get("repeated_texts") else "")
         click.echo(f"Tagged {s['chunks']} chunks of {s['documents']} documents with "
-                   f"{s['task']} v{s['model_version']} in {s['seconds']} s: "
+                   f"{s['task']} v{s['model_version']} in {s['seconds']} s{repeated}: "
                    f"{s['document_tags']} document tags.")
     if s["review"]:
         what = "documents without a tag" if s["level"] == "document" else "predictions"
