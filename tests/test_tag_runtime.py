@@ -331,3 +331,24 @@ def test_head_runtime_dropped_when_it_disagrees(head_dir):
     assert pred.runtime.dropped and str(pred.runtime) == "torch-fp32"
     assert "torch-bf16 dropped" in pred.runtime.reason
     assert torch.allclose(pred.probabilities(MANY[:20]), exact, atol=1e-5)
+
+
+def test_head_encoder_follows_the_device(head_dir, monkeypatch):
+    """The head's encoder runs where training and tagging run (a GPU when there is one,
+    or $DOCTAGGER_DEVICE); on a device other than the CPU the runtime is fp32."""
+    import torch
+
+    from doctagger_classification.encoder import Encoder
+    from doctagger_classification.predictor import HeadPredictor
+
+    monkeypatch.setenv("DOCTAGGER_DEVICE", "cpu")
+    pred = HeadPredictor(head_dir, runtime="auto")
+    assert pred.encoder.device == "cpu"
+    assert next(pred.encoder.model.parameters()).device == torch.device("cpu")
+    encoder = Encoder(pred.encoder.path, max_length=32, device="cpu")
+    encoder.device = "cuda"  # as if on a GPU: no bf16/int8 autocast on the CPU
+    forward, why = encoder.fast_forward("bf16")
+    assert forward is None and "on cuda the model runs in fp32" in why
+    monkeypatch.setenv("DOCTAGGER_DEVICE", "tpu")
+    with pytest.raises(InvalidInputError, match="DOCTAGGER_DEVICE"):
+        HeadPredictor(head_dir)

@@ -15,15 +15,24 @@ from doctagger_classification.batching import (average_windows, run_batched,
 
 
 class Encoder:
+    """``device``: where the model runs (default: ``doctagger.training.choose_device()``, so a
+    GPU when there is one, or ``$DOCTAGGER_DEVICE``); embeddings always come back on the
+    CPU."""
+
     def __init__(self, path: str | Path, *, max_length: int = 128,
-                 long_texts: str = "windows"):
+                 long_texts: str = "windows", device: str | None = None):
         from transformers import AutoModel, AutoTokenizer
 
         use_all_cores()
         quiet()
+        if device is None:
+            from doctagger.training import choose_device
+
+            device = choose_device()
+        self.device = str(device)
         self.path = str(path)
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
-        self.model = AutoModel.from_pretrained(self.path).eval()
+        self.model = AutoModel.from_pretrained(self.path).to(self.device).eval()
         limit = getattr(self.model.config, "max_position_embeddings", 512) or 512
         self.max_length = max(8, min(int(max_length), int(limit), 512))
         self.dim = int(self.model.config.hidden_size)
@@ -32,17 +41,24 @@ class Encoder:
     def _forward(self, ids, mask, model=None):
         import torch
 
+        ids, mask = ids.to(self.device), mask.to(self.device)
         hidden = (model or self.model)(input_ids=ids, attention_mask=mask).last_hidden_state
         hidden = hidden.float()
         m = mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
-        return torch.nn.functional.normalize(pooled, dim=-1)
+        return torch.nn.functional.normalize(pooled, dim=-1).cpu()
+
+    @property
+    def on_cpu(self) -> bool:
+        return self.device.startswith("cpu")
 
     def fast_forward(self, mode: str):
         """(forward, name) for the runtime ``mode`` ("bf16" or "int8", see
         doctagger_classification.runtime), or (None, why not)."""
         from doctagger_classification.runtime import quantize_int8
 
+        if mode in ("bf16", "int8") and not self.on_cpu:
+            return None, f"{mode} is for CPUs; on {self.device} the model runs in fp32"
         if mode == "bf16":
             def forward(ids, mask):
                 import torch

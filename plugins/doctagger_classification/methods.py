@@ -130,7 +130,8 @@ def _train_head(task, train_texts, train_values, options, folder: Path, base: st
               info={"C": fit_info["C"]})
     if task.multi_label:
         multilabel.save(folder, task.labels, [multilabel.DEFAULT] * len(task.labels))
-    return {"method": "head", "encoder_path": base, "device": "cpu", "max_length": encoder.max_length,
+    return {"method": "head", "encoder_path": base, "device": encoder.device,
+            "max_length": encoder.max_length,
             "hyperparameters": {"C": fit_info["C"], "C_chosen_by": fit_info["C_chosen_by"],
                                 "class_weight": "balanced", "pooling": "mean"},
             "train_seconds": round(time.perf_counter() - started, 2)}

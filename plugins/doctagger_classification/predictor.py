@@ -142,9 +142,9 @@ class HFPredictor(_Base):
 class HeadPredictor(_Base):
     """A frozen encoder + the linear head saved by the "head" method.
 
-    The encoder runs as ``DOCTAGGER_RUNTIME`` says (``runtime``; see
-    doctagger_classification.runtime): with ``auto``, bf16 on a CPU with native bf16, else
-    fp32. The fast version is checked against fp32 text by text on the first texts (their
+    The encoder runs on the GPU when there is one (fp32), else as ``DOCTAGGER_RUNTIME``
+    says (``runtime``; see doctagger_classification.runtime): with ``auto``, bf16 on a CPU
+    with native bf16, else fp32. The fast version is checked against fp32 text by text on the first texts (their
     fp32 answers are returned meanwhile) and, once kept, every text whose decision is too
     close to call is embedded again in fp32: the head was trained on fp32 embeddings of
     whole texts, so the check is on the head's answer for the whole text."""
@@ -167,10 +167,10 @@ class HeadPredictor(_Base):
                                long_texts=config.get("long_texts", "windows"))
         self.weight = torch.from_numpy(weight)
         self.bias = torch.from_numpy(bias)
-        self.batch_size = int(batch_size or default_batch("cpu"))  # the encoder runs on CPU
+        self.batch_size = int(batch_size or default_batch(self.encoder.device))
         mode = requested_mode(runtime)
         if mode == "auto":  # int8 is not tried unasked: it was dropped on the models we measured
-            mode = "bf16" if bf16_supported() else "torch"
+            mode = "bf16" if self.encoder.on_cpu and bf16_supported() else "torch"
         self.fast, name_or_reason = self.encoder.fast_forward(mode)
         self.runtime = Check(name_or_reason if self.fast else None, rows="texts",
                              multi_label=self.multi_label, thresholds=self.thresholds,
