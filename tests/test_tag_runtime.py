@@ -105,8 +105,9 @@ def test_kept_when_it_agrees(model_dir):
 
     from doctagger_classification import runtime
 
-    model = _model(model_dir)
-    rt = runtime.Runtime(model, mode="int8")
+    model = _Decisive()
+    rt = runtime.Runtime(_model(model_dir), mode="int8")
+    rt.model = model
     calls = []
 
     def same(ids, mask):  # a "fast" path that answers exactly like fp32
@@ -154,6 +155,23 @@ def test_unclear_windows_are_run_again_in_fp32(model_dir):
     assert torch.allclose(got[unclear], exact[unclear], atol=1e-5)
     assert torch.equal(got[~unclear], pushed[~unclear])
     assert torch.equal(got.argmax(-1), exact.argmax(-1))  # no decision changed
+
+
+def test_dropped_when_too_many_rows_would_run_again(model_dir):
+    """A fast version whose answers agree but sit within the noise on most rows would run
+    most of them twice: no faster than fp32, so it is dropped."""
+    import torch
+
+    from doctagger_classification import runtime
+
+    model = _model(model_dir)  # a tiny random BERT: every margin close to 0
+    rt = runtime.Runtime(model, mode="int8")
+    rt.fast = lambda ids, mask: model(input_ids=ids, attention_mask=mask).logits
+    with torch.inference_mode():
+        while rt.checked < runtime.CHECK_ROWS:
+            rt(*_batch())
+    assert rt.fast is None and rt.name == "torch-fp32"
+    assert "would have to run again in fp32" in rt.reason and "no faster" in rt.reason
 
 
 def test_margins():

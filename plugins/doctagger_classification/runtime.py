@@ -25,7 +25,8 @@ whose decision margin (the gap between the two best probabilities; for multi-lab
 closest probability to its threshold) is under ``RECHECK_FACTOR`` times the largest
 difference the check saw (at least ``MIN_RECHECK_MARGIN``) is run again in fp32. A decision
 can only flip where the margin is smaller than the noise, so this keeps fp32's labels at
-the cost of running a few percent of the windows twice (measured in docs/tagging.md: bf16
+the cost of running a few percent of the windows twice (a fast version that would run more
+than ``MAX_RECHECK_SHARE`` of the checked windows twice is dropped: it would be no faster) (measured in docs/tagging.md: bf16
 alone changed 2-3 of 279 labels, all at margins under 0.04; with the re-check, 1,446 of
 1,446 labels were fp32's).
 
@@ -44,6 +45,9 @@ MIN_AGREEMENT = 0.99
 MAX_PROB_DIFF = 0.1
 RECHECK_FACTOR = 3.0
 MIN_RECHECK_MARGIN = 0.02
+#: a fast version that would have to run more than this share of the rows again in fp32
+#: is no faster than fp32: dropped
+MAX_RECHECK_SHARE = 0.25
 
 
 def requested_mode(mode: str | None = None) -> str:
@@ -135,6 +139,7 @@ class Check:
         self.max_diff = 0.0
         self.recheck_margin = MIN_RECHECK_MARGIN
         self.rechecked = 0  # rows run again in fp32 after the check
+        self._margins: list[float] = []  # the fast version's margins on the checked rows
         self.dropped = fast_name is None
         if fast_name is None:
             self.name, self.reason = "torch-fp32", reason
@@ -152,7 +157,9 @@ class Check:
         self.max_diff = max(self.max_diff, diff)
         self.recheck_margin = max(MIN_RECHECK_MARGIN, RECHECK_FACTOR * self.max_diff)
         # what the fast version with its re-check would have answered
-        unclear = margins(fast, self.multi_label, self.thresholds) < self.recheck_margin
+        fast_margins = margins(fast, self.multi_label, self.thresholds)
+        self._margins.extend(fast_margins.tolist())
+        unclear = fast_margins < self.recheck_margin
         answered = torch_where(unclear, exact, fast)
         same = (decisions(exact, self.multi_label, self.thresholds)
                 == decisions(answered, self.multi_label, self.thresholds)).all(-1)
@@ -162,7 +169,11 @@ class Check:
             self._give_up(f"a probability moved by {diff:.3f} against fp32")
         elif self.checked >= CHECK_ROWS:
             rate = self.agreed / self.checked
-            if rate >= MIN_AGREEMENT:
+            again = sum(m < self.recheck_margin for m in self._margins) / len(self._margins)
+            if again > MAX_RECHECK_SHARE:
+                self._give_up(f"{again:.0%} of the {self.rows} would have to run again in "
+                              f"fp32 (margins under {self.recheck_margin:.3f}): no faster")
+            elif rate >= MIN_AGREEMENT:
                 self.name = self.fast_name
                 self.reason = (f"agreed with fp32 on {self.agreed}/{self.checked} "
                                f"{self.rows}; {self.rows} with a margin under "
