@@ -144,10 +144,11 @@ class HeadPredictor(_Base):
 
     The encoder runs on the GPU when there is one (fp32), else as ``DOCTAGGER_RUNTIME``
     says (``runtime``; see doctagger_classification.runtime): with ``auto``, bf16 on a CPU
-    with native bf16, else fp32. The fast version is checked against fp32 text by text on the first texts (their
-    fp32 answers are returned meanwhile) and, once kept, every text whose decision is too
-    close to call is embedded again in fp32: the head was trained on fp32 embeddings of
-    whole texts, so the check is on the head's answer for the whole text."""
+    with native bf16, else fp32. The fast version is checked against fp32 text by text on
+    the first texts (their fp32 answers are returned meanwhile) and, once kept, every text
+    whose decision is too close to call is embedded again in fp32: the head was trained on
+    fp32 embeddings of whole texts, so the check is on the head's answer for the whole
+    text."""
 
     def __init__(self, model_dir: str | Path, *, batch_size: int | None = DEFAULT_BATCH,
                  runtime: str | None = None):
