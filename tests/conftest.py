@@ -9,6 +9,8 @@ from click.testing import CliRunner
 
 from doctagger import plugins
 
+pytest_plugins = ["doctagger.testing"]  # the plugin authors' kit: doctagger_plugin, ...
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 SAMPLES = REPO / "samples"
@@ -67,15 +69,19 @@ def shared_data() -> Path:
 
 
 @pytest.fixture
-def register_plugin():
-    """register_plugin(obj, name): an in-process plugin for the length of one test."""
-    names = []
+def register_plugin(doctagger_plugin):
+    """register_plugin(obj, name): an in-process plugin for the length of one test (the
+    testing kit's ``doctagger_plugin``, under the name these tests use)."""
+    return doctagger_plugin
 
-    def _register(plugin, name):
-        plugins.register_plugin(plugin, name)
-        names.append(name)
-        return plugin
 
-    yield _register
-    for name in names:
-        plugins.unregister_plugin(name)
+@pytest.fixture
+def fakes(monkeypatch, register_plugin):
+    """Only the fake task types of tests/fakes.py load; their call records start empty."""
+    from tests.fakes import FakePlugin, KeywordClassification
+
+    monkeypatch.setenv("DOCTAGGER_LOAD_PLUGINS", "")
+    plugins.reset()
+    KeywordClassification.calls = []
+    KeywordClassification.loaded = []
+    register_plugin(FakePlugin(), "tag-fakes")

@@ -1,6 +1,7 @@
 """Fake task types and corpus helpers shared by tests, usable in-process and in a subprocess.
 
-In-process: register ``FakePlugin()`` with the ``register_plugin`` fixture (and set
+In-process: the ``fakes`` fixture (tests/conftest.py) registers ``FakePlugin()`` alone and
+empties the call records; or register it with the ``register_plugin`` fixture (and set
 ``DOCTAGGER_LOAD_PLUGINS=""`` so that no installed plugin loads).
 
 In a subprocess (kill tests, concurrency tests): run the real CLI with the fakes registered,
@@ -13,7 +14,9 @@ sleep that long, so that a run lasts long enough to be killed or overlapped.
 Task types:
 - ``kwclass``: classification by keyword counts (a label's name in the text); trainable:
   ``train`` writes a small safetensors "model" in a few slow steps, as a real task type
-  writes its files over a while;
+  writes its files over a while. ``KeywordClassification.loaded`` records the model
+  folders it loads and ``KeywordClassification.calls`` every predict batch of the loaded
+  predictors (``{"texts": [...], "inference": torch inference mode on?}``);
 - ``capsner``: rule-based NER (capitalised words), needs no training.
 """
 from __future__ import annotations
@@ -42,7 +45,9 @@ def _sleep() -> None:
 
 
 class KeywordPredictor:
-    """Scores each label by how often its name occurs in the text; ties go to "other"."""
+    """Scores each label by how often its name occurs in the text; a text that names
+    none is "other". Each batch is appended to ``calls`` with whether it ran under torch's
+    inference mode."""
 
     def __init__(self, task, calls=None):
         self.task = task
@@ -50,14 +55,16 @@ class KeywordPredictor:
 
     def predict(self, texts):
         _sleep()
-        self.calls.append(list(texts))
+        torch = sys.modules.get("torch")  # not imported: inference mode cannot be on
+        self.calls.append({"texts": list(texts),
+                           "inference": bool(torch and torch.is_inference_mode_enabled())})
         out = []
         for text in texts:
             low = text.casefold()
             raw = {lab: low.count(lab.casefold()) + 0.1 for lab in self.task.labels}
             total = sum(raw.values())
             scores = {lab: v / total for lab, v in raw.items()}
-            best = max(self.task.labels, key=lambda lab: (
+            best = max(self.task.labels, key=lambda lab: (  # ties: "other", else the first
                 scores[lab], lab == "other", -self.task.labels.index(lab)))
             if self.task.multi_label:
                 value = sorted(lab for lab, p in scores.items() if p >= 0.3)
@@ -71,6 +78,8 @@ class KeywordPredictor:
 class KeywordClassification(TaskType):
     name = "kwclass"
     value_kind = "class"
+    calls: list = []  # every predict batch of the predictors that load() returned
+    loaded: list = []  # the model folders load() was given
 
     def check_labels(self, labels, *, multi_label, level):
         pass
@@ -104,7 +113,8 @@ class KeywordClassification(TaskType):
                            info={"method": "keywords", "base_model": "none"})
 
     def load(self, task, model_dir):
-        return KeywordPredictor(task)
+        KeywordClassification.loaded.append(Path(model_dir))
+        return KeywordPredictor(task, KeywordClassification.calls)
 
     def evaluate(self, task, examples, predictions):
         correct = sum(1 for ex, p in zip(examples, predictions) if ex.value == p.value)
@@ -242,6 +252,11 @@ def create_task(index, name, type_="kwclass", labels=("cardio", "neuro", "other"
     return create(index, name, type=type_, labels=list(labels), **kw)
 
 
+CARDIO = "The cardio ward saw cardio patients with cardio symptoms."
+NEURO = "Neuro findings: neuro exam and a neuro consult."
+OTHER = "Other business and other matters of other kinds."
+
+
 def make_pdf(path: Path, pages: list[list[str]], metadata: dict | None = None) -> Path:
     """A real PDF with each page's texts as lines."""
     import pymupdf
@@ -259,6 +274,14 @@ def make_pdf(path: Path, pages: list[list[str]], metadata: dict | None = None) -
     doc.save(str(path))
     doc.close()
     return path
+
+
+def add_pdf(index, path: Path, pages, **kw):
+    """A real PDF (``make_pdf``) and its document in the index, with the file's sha256.
+    Returns (document id, chunk ids)."""
+    make_pdf(path, pages)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    return add_document(index, path.resolve(), pages, sha256=sha, **kw)
 
 
 def main(argv=None) -> None:

@@ -9,8 +9,7 @@ import pytest
 from doctagger.labelling import apply_ner_command, label_keys, render_spans
 from doctagger.selection import NearDuplicates, explain
 from doctagger.tasktypes import Prediction
-from tests.test_tag import (CARDIO, NEURO, OTHER, add_document, add_model, create_task,
-                            fakes)  # noqa: F401
+from tests.fakes import CARDIO, NEURO, OTHER, add_document, add_model, create_task
 
 TEXT = "Today Acme Corp hired Alice and Acme Corp fired Bob."
 
@@ -334,7 +333,7 @@ def test_terminal_keys_are_single_presses(fakes, index, invoke, monkeypatch):
 
 def test_a_value_the_task_type_refuses_is_asked_again(people, index, invoke, monkeypatch):
     from doctagger.errors import InvalidLabelError
-    from tests.test_tag import CapsNER
+    from tests.fakes import CapsNER
 
     real = CapsNER.validate
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from tests.test_tag import CARDIO, NEURO, add_document, add_model, create_task, fakes  # noqa: F401
+from tests.fakes import CARDIO, NEURO, add_document, add_model, create_task
 
 
 @pytest.fixture
@@ -103,7 +103,7 @@ def test_entity_search_and_highlights_do_not_depend_on_supporting_chunks(
     PDF highlights still find every mention (from the predictions)."""
     import pymupdf
 
-    from tests.test_tag import add_pdf
+    from tests.fakes import add_pdf
 
     pages = [[f"On day {i} Acme Corp filed."] for i in range(1, 6)]
     doc, chunks = add_pdf(index, tmp_path / "acme.pdf", pages)

@@ -8,7 +8,7 @@ import pytest
 
 from doctagger.selection import rank_by_uncertainty, uncertain_order, why_uncertain
 from doctagger.tasktypes import Prediction, Task
-from tests.test_tag import add_document, add_model, create_task, fakes  # noqa: F401
+from tests.fakes import add_document, add_model, create_task
 
 
 def pred(value, score=0.5, scores=None):

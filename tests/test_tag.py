@@ -1,217 +1,26 @@
 """doctagger tag: streaming predictions, roll-up into document tags, --min-score, PDF copies.
 
-Also the home of the fake task types (keyword classifier, capitalised-word NER) and corpus
-helpers that test_label.py and test_search_filters.py use.
+The fake task types (keyword classifier, capitalised-word NER) and corpus helpers are in
+tests/fakes.py; the ``fakes`` fixture is in tests/conftest.py.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
 import textwrap
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
-from doctagger.errors import InvalidLabelError
-from doctagger.hookspecs import hookimpl
-from doctagger.index import Index, now, text_hash
-from doctagger.tasktypes import Prediction, TaskType
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-# -- fakes ------------------------------------------------------------------------------
-class KeywordPredictor:
-    """Scores each label by how often its name occurs in the text; a text that names
-    none is "other"."""
-
-    def __init__(self, task, calls):
-        self.task = task
-        self.calls = calls
-
-    def predict(self, texts):
-        import torch
-
-        self.calls.append({"texts": list(texts), "inference": torch.is_inference_mode_enabled()})
-        out = []
-        for text in texts:
-            low = text.casefold()
-            raw = {lab: low.count(lab.casefold()) + 0.1 for lab in self.task.labels}
-            total = sum(raw.values())
-            scores = {lab: v / total for lab, v in raw.items()}
-            best = max(self.task.labels, key=lambda lab: (  # ties: "other", else the first
-                scores[lab], lab == "other", -self.task.labels.index(lab)))
-            if self.task.multi_label:
-                value = sorted(lab for lab, p in scores.items() if p >= 0.3)
-                score = min((scores[lab] for lab in value), default=1 - max(scores.values()))
-            else:
-                value, score = best, scores[best]
-            out.append(Prediction(value, score, scores))
-        return out
-
-
-class KeywordClassification(TaskType):
-    name = "kwclass"
-    value_kind = "class"
-    calls: list = []
-    loaded: list = []
-
-    def check_labels(self, labels, *, multi_label, level):
-        pass
-
-    def validate(self, task, value):
-        names = value if task.multi_label else [value]
-        if task.multi_label and not isinstance(value, list):
-            raise InvalidLabelError("a multi-label value is a list of labels")
-        for n in names:
-            if n not in task.labels:
-                raise InvalidLabelError(f"unknown label '{n}'")
-        return sorted(value) if task.multi_label else value
-
-    def load(self, task, model_dir):
-        KeywordClassification.loaded.append(Path(model_dir))
-        return KeywordPredictor(task, KeywordClassification.calls)
-
-
-class CapsPredictor:
-    """'X Corp' is an ORG (0.9); any other capitalised word after the first is a PER (0.6)."""
-
-    def predict(self, texts):
-        out = []
-        for text in texts:
-            spans = []
-            for m in re.finditer(r"[A-Z][a-z]+ Corp|\b[A-Z][a-z]+", text):
-                if m.start() == 0 or any(s["start"] <= m.start() < s["end"] for s in spans):
-                    continue
-                org = m.group().endswith(" Corp")
-                spans.append({"start": m.start(), "end": m.end(),
-                              "label": "ORG" if org else "PER", "score": 0.9 if org else 0.6})
-            out.append(Prediction(spans, min([s["score"] for s in spans], default=1.0)))
-        return out
-
-
-class CapsNER(TaskType):
-    name = "capsner"
-    value_kind = "spans"
-    levels = ("chunk",)
-    needs_training = False
-
-    def check_labels(self, labels, *, multi_label, level):
-        pass
-
-    def validate(self, task, value):
-        if not isinstance(value, list):
-            raise InvalidLabelError("NER values are lists of spans")
-        for span in value:
-            if set(span) != {"start", "end", "label"}:
-                raise InvalidLabelError("a span has start, end and label")
-            if span["label"] not in task.labels:
-                raise InvalidLabelError(f"unknown entity label '{span['label']}'")
-        return sorted(value, key=lambda s: s["start"])
-
-    def load(self, task, model_dir):
-        return CapsPredictor()
-
-
-class FakePlugin:
-    @hookimpl
-    def register_task_types(self, register):
-        register(KeywordClassification)
-        register(CapsNER)
-
-
-@pytest.fixture
-def fakes(monkeypatch, register_plugin):
-    """Only the fake task types load; their call records start empty."""
-    from doctagger import plugins
-
-    monkeypatch.setenv("DOCTAGGER_LOAD_PLUGINS", "")
-    plugins.reset()
-    KeywordClassification.calls = []
-    KeywordClassification.loaded = []
-    register_plugin(FakePlugin(), "tag-fakes")
-
-
-# -- corpus helpers -----------------------------------------------------------------------
-def add_document(index, path, pages, *, source="file", title=None, sha256=None, fmt="pdf"):
-    """A document written straight into the index. ``pages`` is a list of pages, each a
-    list of chunk texts. Returns (document id, chunk ids)."""
-    stamp = now()
-    chunk_ids = []
-    with index.write() as db:
-        doc_id = db["documents"].insert({
-            "path": str(path), "sha256": sha256 or hashlib.sha256(str(path).encode()).hexdigest(),
-            "source": source, "status": "ok", "pages": len(pages), "format": fmt,
-            "title": title, "chunk_count": sum(len(p) for p in pages),
-            "ingested_at": stamp}).last_pk
-        seq = 0
-        for page_no, chunks in enumerate(pages, 1):
-            db["pages"].insert({"document_id": doc_id, "page": page_no,
-                                "text": "\n".join(chunks)})
-            for text in chunks:
-                chunk_ids.append(db["chunks"].insert({
-                    "document_id": doc_id, "seq": seq, "text": text, "page": page_no,
-                    "page_end": page_no, "text_hash": text_hash(text)}).last_pk)
-                seq += 1
-    return doc_id, chunk_ids
-
-
-def make_pdf(path: Path, pages: list[list[str]], metadata: dict | None = None) -> Path:
-    """A real PDF with each page's chunk texts as lines."""
-    import pymupdf
-
-    doc = pymupdf.open()
-    if metadata:
-        doc.set_metadata(metadata)
-    for chunks in pages:
-        page = doc.new_page()
-        y = 72
-        for text in chunks:
-            page.insert_text((72, y), text, fontsize=10)
-            y += 20
-    path.parent.mkdir(parents=True, exist_ok=True)
-    doc.save(str(path))
-    doc.close()
-    return path
-
-
-def add_pdf(index, path: Path, pages, **kw):
-    make_pdf(path, pages)
-    sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    return add_document(index, path.resolve(), pages, sha256=sha, **kw)
-
-
-def add_model(index, task_name, version=1, *, activate=True, method="finetune"):
-    """A model version row (the fakes need no files), activated like the registry does."""
-    task = index.task_row(task_name)
-    rel = f"models/{task_name}/v{version}"
-    (index.path / rel).mkdir(parents=True, exist_ok=True)
-    with index.write() as db:
-        model_id = db["models"].insert({
-            "task_id": task["id"], "version": version, "path": rel, "base_model": "fake",
-            "method": method, "params": "{}", "metrics": "{}", "info": "{}",
-            "created_at": now()}).last_pk
-        if activate:
-            db.execute("update tasks set active_model_id = ? where id = ?", [model_id, task["id"]])
-    return model_id
-
-
-def create_task(index, name, type_="kwclass", labels=("cardio", "neuro", "other"), **kw):
-    from doctagger.tasks import create_task as create
-
-    return create(index, name, type=type_, labels=list(labels), **kw)
-
-
-CARDIO = "The cardio ward saw cardio patients with cardio symptoms."
-NEURO = "Neuro findings: neuro exam and a neuro consult."
-OTHER = "Other business and other matters of other kinds."
+from doctagger.index import Index
+from tests.conftest import REPO
+from tests.fakes import (CARDIO, NEURO, OTHER, KeywordClassification, KeywordPredictor,
+                         add_document, add_model, add_pdf, create_task, make_pdf)
 
 
 @pytest.fixture
@@ -481,7 +290,7 @@ SIGKILL_SCRIPT = textwrap.dedent("""
     from doctagger import plugins
     from doctagger.index import Index
     from doctagger.tagging import tag_task
-    from tests.test_tag import FakePlugin, KeywordPredictor
+    from tests.fakes import FakePlugin, KeywordPredictor
     plugins.register_plugin(FakePlugin(), "tag-fakes")
     slow = KeywordPredictor.predict
     def predict(self, texts):
