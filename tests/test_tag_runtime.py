@@ -370,3 +370,17 @@ def test_head_encoder_follows_the_device(head_dir, monkeypatch):
     monkeypatch.setenv("DOCTAGGER_DEVICE", "tpu")
     with pytest.raises(InvalidInputError, match="DOCTAGGER_DEVICE"):
         HeadPredictor(head_dir)
+
+
+def test_task_type_load_batches_windows_by_device(model_dir, head_dir, monkeypatch):
+    """What `tag` loads runs CPU_BATCH windows a pass on a CPU (measured faster than 64
+    there), unless a batch size is given."""
+    from doctagger.plugins import get_task_type
+    from doctagger_classification.predictor import CPU_BATCH, GPU_BATCH, default_batch
+
+    monkeypatch.setenv("DOCTAGGER_DEVICE", "cpu")
+    task_type = get_task_type("classification")
+    assert task_type.load(None, model_dir).batch_size == CPU_BATCH
+    assert task_type.load(None, head_dir).batch_size == CPU_BATCH
+    assert task_type.load(None, model_dir, batch_size=5).batch_size == 5
+    assert default_batch("cuda") == GPU_BATCH != CPU_BATCH

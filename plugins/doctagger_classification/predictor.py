@@ -151,7 +151,7 @@ class HeadPredictor(_Base):
     text."""
 
     def __init__(self, model_dir: str | Path, *, batch_size: int | None = DEFAULT_BATCH,
-                 runtime: str | None = None):
+                 runtime: str | None = None, device: str | None = None):
         import torch
 
         from doctagger_classification import head
@@ -165,7 +165,7 @@ class HeadPredictor(_Base):
         self.multi_label = bool(config["multi_label"])
         self.thresholds = multilabel.load(self.model_dir, self.labels)
         self.encoder = Encoder(_encoder_path(config), max_length=int(config["max_length"]),
-                               long_texts=config.get("long_texts", "windows"))
+                               long_texts=config.get("long_texts", "windows"), device=device)
         self.weight = torch.from_numpy(weight)
         self.bias = torch.from_numpy(bias)
         self.batch_size = int(batch_size or default_batch(self.encoder.device))
@@ -223,7 +223,8 @@ def load(model_dir: str | Path, *, batch_size: int | None = DEFAULT_BATCH, **kwa
     from doctagger_classification import head
 
     if head.is_head(Path(model_dir)):
-        return HeadPredictor(model_dir, batch_size=batch_size, runtime=kwargs.get("runtime"))
+        return HeadPredictor(model_dir, batch_size=batch_size, runtime=kwargs.get("runtime"),
+                             device=kwargs.get("device"))
     return HFPredictor(model_dir, batch_size=batch_size, **kwargs)
 
 

@@ -37,8 +37,10 @@ class ClassificationTaskType(TaskType):
 
         return methods.train(task, train, evaluation, options, Path(output_dir))
 
-    def load(self, task: Task, model_dir: Path, *, batch_size: int = 64, **kwargs):
-        """A predictor with ``predict(texts, batch_size=None)`` and ``probabilities``."""
+    def load(self, task: Task, model_dir: Path, *, batch_size: int | None = None, **kwargs):
+        """A predictor with ``predict(texts, batch_size=None)`` and ``probabilities``.
+        ``batch_size``: windows a forward pass (default: by device, see
+        doctagger_classification.predictor.default_batch)."""
         from doctagger_classification.predictor import load
 
         return load(Path(model_dir), batch_size=batch_size, **kwargs)
