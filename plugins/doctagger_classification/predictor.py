@@ -156,7 +156,7 @@ class HeadPredictor(_Base):
 
         from doctagger_classification import head
         from doctagger_classification.encoder import Encoder
-        from doctagger_classification.runtime import Check, bf16_supported, requested_mode
+        from doctagger_classification.runtime import ClassCheck, bf16_supported, requested_mode
 
         self.model_dir = Path(model_dir)
         config, weight, bias = head.load(self.model_dir)
@@ -173,7 +173,7 @@ class HeadPredictor(_Base):
         if mode == "auto":  # int8 is not tried unasked: it was dropped on the models we measured
             mode = "bf16" if self.encoder.on_cpu and bf16_supported() else "torch"
         self.fast, name_or_reason = self.encoder.fast_forward(mode)
-        self.runtime = Check(name_or_reason if self.fast else None, rows="texts",
+        self.runtime = ClassCheck(name_or_reason if self.fast else None, rows="texts",
                              multi_label=self.multi_label, thresholds=self.thresholds,
                              reason=name_or_reason)
 
