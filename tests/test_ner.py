@@ -492,3 +492,57 @@ def test_minilm_end_to_end_and_pipeline_agreement(invoke, index_path, tmp_path):
     for mine, other in zip(ours, theirs):
         assert [(s["start"], s["end"], s["label"]) for s in mine.value] == \
             [(e["start"], e["end"], e["entity_group"]) for e in other]
+
+
+# -- runtime: bf16/int8 checked window by window against fp32 ---------------------------------
+def _spans(predictions):
+    return [[(s["start"], s["end"], s["label"]) for s in p.value] for p in predictions]
+
+
+def test_ner_runtime_modes(trained, monkeypatch):
+    from doctagger.runtime import CHECK_ROWS
+    from doctagger_ner.predictor import NERPredictor
+
+    plain = NERPredictor(trained["dir"], runtime="torch")
+    assert plain.fast is None and str(plain.runtime) == "torch-fp32"
+    texts = [e.text for e in trained["eval"]] * 12  # more windows than the check needs
+    want = _spans(plain.predict(texts))
+    fast = NERPredictor(trained["dir"], runtime="bf16")
+    assert str(fast.runtime) == "torch-bf16 (checking)"
+    assert _spans(fast.predict(texts)) == want
+    assert fast.runtime.checked >= CHECK_ROWS and not fast.runtime.checking
+    monkeypatch.setenv("DOCTAGGER_RUNTIME", "torch")
+    assert str(NERTaskType().load(ner_task(), trained["dir"]).runtime) == "torch-fp32"
+
+
+def test_ner_runtime_reruns_unclear_windows_and_drops_a_wrong_one(trained, monkeypatch):
+    """A fast version that moves the probabilities a little is kept, and the windows it
+    leaves too close to call are run again in fp32: every tag stays fp32's. One that
+    answers differently is dropped."""
+    import torch
+
+    from doctagger import runtime
+
+    # the tiny model is unsure of some word in most windows: re-running many is allowed here
+    monkeypatch.setattr(runtime, "MAX_RECHECK_SHARE", 1.0)
+
+    from doctagger_ner.predictor import NERPredictor
+
+    texts = [e.text for e in trained["eval"]] * 12
+    want = _spans(NERPredictor(trained["dir"], runtime="torch").predict(texts))
+    pred = NERPredictor(trained["dir"], runtime="bf16")
+    model = pred.model
+    push = torch.zeros(model.config.num_labels)
+    push[0] = 0.3  # moves a probability by up to ~0.07: kept, with a wide re-check margin
+
+    pred.fast = lambda batch: model(**batch).logits + push
+    assert _spans(pred.predict(texts)) == want
+    assert str(pred.runtime) == "torch-bf16", pred.runtime.reason
+    assert pred.runtime.recheck_margin > 0.05  # it saw the push
+    pred.runtime.recheck_margin = 0.5  # as if the noise had been larger: more windows again
+    assert _spans(pred.predict(texts)) == want and pred.runtime.rechecked > 0
+    wrong = NERPredictor(trained["dir"], runtime="bf16")
+    wrong.fast = lambda batch: -10 * model(**batch).logits
+    assert _spans(wrong.predict(texts)) == want  # fp32's answers while checking
+    assert wrong.runtime.dropped and "torch-bf16 dropped" in wrong.runtime.reason
+    assert _spans(wrong.predict(texts)) == want

@@ -33,9 +33,9 @@ def tag(task, version, all_, batch_size, min_score, write_pdf, json_):
     A re-run tags only chunks added since; --all tags everything again. Tags are what
     'doctagger docs --tag', 'search --tag/--entity' and 'show' use.
 
-    A classifier (fine-tuned or head) runs in bf16 where the CPU has it, checked against
-    fp32 and re-run in fp32 where a label is close; DOCTAGGER_RUNTIME=torch forces fp32
-    (also: auto, bf16, int8). --json reports the runtime used.
+    Classifiers and NER models run in bf16 where the CPU has it, checked against fp32 and
+    re-run in fp32 where a label is close; DOCTAGGER_RUNTIME=torch forces fp32 (also:
+    auto, bf16, int8). --json reports the runtime used.
 
     \b
     Examples:

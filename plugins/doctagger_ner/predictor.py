@@ -79,7 +79,8 @@ def pad_batch(windows: Sequence[align.Window], pad_id: int):
 class NERPredictor:
     """``predict(texts) -> list[Prediction]``; see the module docstring."""
 
-    def __init__(self, model_dir: Path, *, device: str | None = None, batch_size: int = 32):
+    def __init__(self, model_dir: Path, *, device: str | None = None, batch_size: int = 32,
+                 runtime: str | None = None):
         import torch
         from transformers import AutoModelForTokenClassification, AutoTokenizer
 
@@ -110,6 +111,44 @@ class NERPredictor:
         self.stride = self.settings.get("stride")
         pad = self.tokenizer.pad_token_id
         self.pad_id = 0 if pad is None else int(pad)
+        self.fast, self.runtime = self._runtime(runtime)
+
+    def _runtime(self, mode: str | None):
+        """(fast forward or None, doctagger.runtime.Check): bf16 or int8 on a CPU, checked
+        window by window against fp32 (``DOCTAGGER_RUNTIME``; ``auto``: bf16 on a CPU with
+        native bf16, else fp32)."""
+        from doctagger.runtime import Check, bf16_supported, quantize_int8, requested_mode
+
+        mode = requested_mode(mode)
+        on_cpu = self.device.type == "cpu"
+        if mode == "auto":
+            mode = "bf16" if on_cpu and bf16_supported() else "torch"
+        fast, name, reason = None, None, "asked for" if mode == "torch" else "no faster runtime"
+        if mode in ("bf16", "int8") and not on_cpu:
+            reason = f"{mode} is for CPUs; on {self.device} the model runs in fp32"
+        elif mode == "bf16":
+            def fast(batch):
+                import torch
+
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    return self.model(**batch).logits
+            name = "torch-bf16"
+        elif mode == "int8":
+            quantized = quantize_int8(self.model)
+            if quantized is None:
+                reason = "int8 is not available in this torch build"
+            else:
+                fast, name = (lambda batch: quantized(**batch).logits), "torch-int8"
+        return fast, Check(name if fast else None, rows="windows", reason=reason)
+
+    def _probabilities(self, windows: list, fast: bool = False):
+        """Softmax probabilities (numpy, windows x positions x labels) of a batch."""
+        import torch
+
+        batch = pad_batch(windows, self.pad_id)
+        batch = {name: t.to(self.device) for name, t in batch.items()}
+        logits = self.fast(batch) if fast else self.model(**batch).logits
+        return torch.softmax(logits.float(), dim=-1).cpu().numpy()
 
     def window_probabilities(self, windows: list[align.Window]) -> dict[tuple[int, int], list]:
         """Softmax probabilities at every first sub-token: (window, position) -> vector.
@@ -118,13 +157,31 @@ class NERPredictor:
 
         out: dict[tuple[int, int], list] = {}
         order = sorted(range(len(windows)), key=lambda k: len(windows[k].input_ids))
+        check = self.runtime
         with torch.inference_mode():
             for i in range(0, len(order), self.batch_size):
                 ks = order[i:i + self.batch_size]
-                batch = pad_batch([windows[k] for k in ks], self.pad_id)
-                batch = {name: t.to(self.device) for name, t in batch.items()}
-                logits = self.model(**batch).logits.float()
-                probs = torch.softmax(logits, dim=-1).cpu().numpy()
+                group = [windows[k] for k in ks]
+                positions = [[pos for pos, _ in w.firsts] for w in group]
+                if check.dropped:
+                    probs = self._probabilities(group)
+                elif check.checking:  # both ways; fp32's answers are the ones used
+                    probs = self._probabilities(group)
+                    fast = self._probabilities(group, fast=True)
+                    stats = [_compare_window(probs[r], fast[r], at)
+                             for r, at in enumerate(positions)]
+                    check.see(max(diff for diff, _, _ in stats))
+                    check.tally([margin for _, margin, _ in stats],
+                                [same or margin < check.recheck_margin
+                                 for _, margin, same in stats])
+                else:  # the fast version; its unclear windows again in fp32
+                    probs = self._probabilities(group, fast=True)
+                    redo = check.unclear([_margin(probs[r][at]) for r, at in
+                                          enumerate(positions)])
+                    if redo:
+                        exact = self._probabilities([group[r] for r in redo])
+                        for j, r in enumerate(redo):
+                            probs[r, :exact.shape[1]] = exact[j]
                 for row, k in enumerate(ks):
                     for pos, _word in windows[k].firsts:
                         out[(k, pos)] = probs[row, pos]
@@ -161,3 +218,23 @@ class NERPredictor:
             results.append(NERPrediction(value=spans, score=round(float(score), 6),
                                          min_token_confidence=round(float(min_conf), 6)))
         return results
+
+
+def _margin(probs) -> float:
+    """The smallest gap between the two most probable labels over these positions
+    (positions x labels): how close the window is to changing a word's tag."""
+    if len(probs) == 0 or probs.shape[-1] < 2:
+        return 1.0
+    top = probs.copy()
+    top.sort(axis=-1)
+    return float((top[:, -1] - top[:, -2]).min())
+
+
+def _compare_window(exact, fast, positions) -> tuple[float, float, bool]:
+    """(largest probability difference, the fast version's margin, same tags) of one
+    window over the positions that decide its words' tags."""
+    if not positions:
+        return 0.0, 1.0, True
+    e, f = exact[positions], fast[positions]
+    return (float(abs(e - f).max()), _margin(f),
+            bool((e.argmax(-1) == f.argmax(-1)).all()))
