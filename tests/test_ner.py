@@ -546,3 +546,10 @@ def test_ner_runtime_reruns_unclear_windows_and_drops_a_wrong_one(trained, monke
     assert _spans(wrong.predict(texts)) == want  # fp32's answers while checking
     assert wrong.runtime.dropped and "torch-bf16 dropped" in wrong.runtime.reason
     assert _spans(wrong.predict(texts)) == want
+
+
+def test_ner_batches_windows_by_device(trained):
+    from doctagger_ner.predictor import CPU_BATCH, NERPredictor
+
+    assert NERPredictor(trained["dir"], device="cpu").batch_size == CPU_BATCH
+    assert NERPredictor(trained["dir"], device="cpu", batch_size=3).batch_size == 3
