@@ -17,21 +17,11 @@ from typing import Sequence
 
 from doctagger.tasktypes import Prediction
 from doctagger_classification import multilabel
-from doctagger_classification.batching import (average_windows, run_batched,
-                                               quiet, tokenize_windows, use_all_cores)
+from doctagger_classification.batching import (CPU_BATCH, DEFAULT_BATCH,  # noqa: F401
+                                               GPU_BATCH, average_windows, default_batch,
+                                               quiet, run_batched, tokenize_windows,
+                                               use_all_cores)
 from doctagger_classification.runtime import CHECK_ROWS
-
-#: windows per forward pass. Measured on 2 CPU cores with MiniLM and ~200-token chunks
-#: (docs/tagging.md): 8-16 ran 20-30 % faster than 64, in fp32 and in bf16 (smaller
-#: activations stay in cache); a GPU wants large batches.
-CPU_BATCH = 16
-GPU_BATCH = 64
-DEFAULT_BATCH = None  # by device: CPU_BATCH on a CPU, else GPU_BATCH
-
-
-def default_batch(device: str) -> int:
-    return CPU_BATCH if str(device).startswith("cpu") else GPU_BATCH
-
 
 @dataclass
 class ClassPrediction(Prediction):
