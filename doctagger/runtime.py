@@ -34,6 +34,8 @@ MIN_RECHECK_MARGIN = 0.02
 #: a fast version that would have to run more than this share of the rows again in fp32
 #: is no faster than fp32: dropped
 MAX_RECHECK_SHARE = 0.25
+#: why ``auto`` runs fp32 on a CPU without native bf16
+AUTO_FP32_CPU = "no native bf16 on this CPU (DOCTAGGER_RUNTIME=int8 tries int8)"
 
 
 def requested_mode(mode: str | None = None) -> str:

@@ -291,7 +291,8 @@ def test_head_runtime_modes(head_dir, monkeypatch):
     fast = HeadPredictor(head_dir, runtime="bf16")
     assert fast.fast is not None and fast.runtime.name == "torch-bf16 (checking)"
     monkeypatch.setattr(runtime, "bf16_supported", lambda: False)
-    assert str(HeadPredictor(head_dir).runtime) == "torch-fp32"  # auto: no int8 unasked
+    auto = HeadPredictor(head_dir).runtime
+    assert str(auto) == "torch-fp32" and "no native bf16" in auto.reason  # no int8 unasked
     monkeypatch.setattr(runtime, "bf16_supported", lambda: True)
     assert str(HeadPredictor(head_dir).runtime) == "torch-bf16 (checking)"
     monkeypatch.setenv("DOCTAGGER_RUNTIME", "torch")

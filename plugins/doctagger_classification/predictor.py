@@ -146,6 +146,7 @@ class HeadPredictor(_Base):
 
         from doctagger_classification import head
         from doctagger_classification.encoder import Encoder
+        from doctagger.runtime import AUTO_FP32_CPU
         from doctagger_classification.runtime import ClassCheck, bf16_supported, requested_mode
 
         self.model_dir = Path(model_dir)
@@ -159,10 +160,13 @@ class HeadPredictor(_Base):
         self.weight = torch.from_numpy(weight)
         self.bias = torch.from_numpy(bias)
         self.batch_size = int(batch_size or default_batch(self.encoder.device))
-        mode = requested_mode(runtime)
+        mode, why = requested_mode(runtime), None
         if mode == "auto":  # int8 is not tried unasked: it was dropped on the models we measured
             mode = "bf16" if self.encoder.on_cpu and bf16_supported() else "torch"
+            why = AUTO_FP32_CPU if self.encoder.on_cpu else f"fp32 on {self.encoder.device}"
         self.fast, name_or_reason = self.encoder.fast_forward(mode)
+        if self.fast is None and why:
+            name_or_reason = why
         self.runtime = ClassCheck(name_or_reason if self.fast else None, rows="texts",
                              multi_label=self.multi_label, thresholds=self.thresholds,
                              reason=name_or_reason)

@@ -20,6 +20,7 @@ from typing import Sequence
 from doctagger.errors import PluginError
 from doctagger.tasktypes import Prediction
 
+from doctagger.runtime import AUTO_FP32_CPU
 from doctagger_ner import align
 
 SETTINGS_FILE = "doctagger_ner.json"
@@ -126,9 +127,10 @@ class NERPredictor:
 
         mode = requested_mode(mode)
         on_cpu = self.device.type == "cpu"
+        fast, name, reason = None, None, "asked for"
         if mode == "auto":
             mode = "bf16" if on_cpu and bf16_supported() else "torch"
-        fast, name, reason = None, None, "asked for" if mode == "torch" else "no faster runtime"
+            reason = (AUTO_FP32_CPU if on_cpu else f"fp32 on {self.device}")
         if mode in ("bf16", "int8") and not on_cpu:
             reason = f"{mode} is for CPUs; on {self.device} the model runs in fp32"
         elif mode == "bf16":
