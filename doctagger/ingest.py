@@ -135,17 +135,34 @@ def discover(paths: Iterable[str | os.PathLike], *, skip: Iterable[Path] = ()) -
         if path.is_file():
             found[str(path)] = path
             continue
-        for root, dirs, files in os.walk(path):
-            root_path = Path(root)
-            dirs[:] = sorted(d for d in dirs if not d.startswith(".")
-                             and (root_path / d).resolve() not in skip)
-            for name in files:
-                if name.startswith(".") or Path(name).suffix.lower() not in suffixes:
-                    continue
-                file = root_path / name
-                if file.is_file():
-                    found[str(file)] = file
+        for file in _walk(str(path), suffixes, {str(p) for p in skip}):
+            found[file] = Path(file)
     return [found[k] for k in sorted(found)]
+
+
+def _walk(folder: str, suffixes: set[str], skip: set[str]):
+    """Files under ``folder`` (a resolved path) with one of ``suffixes``, not hidden, not
+    under ``skip``; links to folders are not followed, so every folder reached is already
+    its own resolved path. ``os.scandir`` entries know their type without a stat call."""
+    stack = [folder]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as it:
+                entries = list(it)
+        except OSError:  # an unreadable folder: nothing to ingest from it
+            continue
+        for entry in entries:
+            name = entry.name
+            if name.startswith("."):
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.path not in skip:
+                        stack.append(entry.path)
+                elif os.path.splitext(name)[1].lower() in suffixes and entry.is_file():
+                    yield entry.path
+            except OSError:
+                continue
 
 
 def file_sha256(path: Path) -> str:

@@ -707,3 +707,38 @@ def test_shared_bad_and_malformed_files_with_ocr_on(invoke, shared_data, index_p
     with Index(index_path) as index:
         assert index.scalar("select count(*) from documents where status != 'ok' and "
                             "coalesce(error, '') = ''") == 0
+
+
+def test_discover_walks_folders_as_documented(tmp_path):
+    """Files an extractor reads, recursively; links to files count, links to folders are
+    not followed; hidden names, the index folder and unreadable folders are left out; a
+    file named on the command line is taken whatever its suffix."""
+    import os
+
+    from doctagger.ingest import discover
+
+    root = tmp_path / "tree"
+    (root / "a" / "b").mkdir(parents=True)
+    (root / ".git").mkdir()
+    (root / "index").mkdir()
+    (root / "locked").mkdir()
+    for rel in ["one.pdf", "a/two.PDF", "a/b/three.txt", "a/skip.csv", ".hidden.pdf",
+                ".git/four.pdf", "index/five.pdf", "locked/six.pdf"]:
+        (root / rel).write_text("x")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "seven.pdf").write_text("x")
+    os.symlink(outside / "seven.pdf", root / "link.pdf")
+    os.symlink(outside, root / "linked-folder")
+    os.symlink(root / "missing.pdf", root / "broken.pdf")
+    (root / "locked").chmod(0)
+    try:
+        found = discover([root], skip=[root / "index"])
+        if os.access(root / "locked", os.R_OK):  # running as root: the folder is readable
+            found = [p for p in found if p.parent.name != "locked"]
+    finally:
+        (root / "locked").chmod(0o755)
+    names = sorted(str(p.relative_to(root.resolve())) for p in found)
+    assert names == ["a/b/three.txt", "a/two.PDF", "link.pdf", "one.pdf"]
+    assert all(p.is_absolute() for p in found)
+    assert discover([root / "a" / "skip.csv"]) == [(root / "a" / "skip.csv").resolve()]
