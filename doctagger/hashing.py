@@ -2,7 +2,6 @@
 doctagger.index so that importing them does not import sqlite-utils)."""
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime, timezone
 
 
@@ -13,4 +12,6 @@ def now() -> str:
 
 def text_hash(text: str) -> str:
     """Hash of a text with white space folded: equal for the same words re-extracted."""
+    import hashlib  # here: OpenSSL's start-up is 2-3 ms a command that hashes nothing
+
     return hashlib.sha1(" ".join(text.split()).encode("utf-8")).hexdigest()

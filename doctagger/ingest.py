@@ -14,7 +14,6 @@ the others stay orphaned (chunk_id NULL) with their text, and `doctagger status`
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -166,6 +165,8 @@ def _walk(folder: str, suffixes: set[str], skip: set[str]):
 
 
 def file_sha256(path: Path) -> str:
+    import hashlib  # here: an unchanged re-ingest hashes nothing
+
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -293,6 +294,8 @@ def store_text_document(index: Index, text: str, *, title: str | None = None,
 
     if not text or not text.strip():
         raise InvalidInputError("cannot store an empty text as a document")
+    import hashlib
+
     sha = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     path = f"import:{key if key is not None else sha}"
     with index.write("storing an imported text"):
