@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -370,12 +371,15 @@ def test_two_processes_train_data_parallel_and_register_one_version(tmp_path):
          str(tmp_path / "run.py"), str(index_path), str(tmp_path), str(REPO)],
         capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    trainers = sorted(l for l in done.stdout.splitlines() if l.startswith("TRAINER"))
+    # Found anywhere in the output: the two processes share one pipe, and the other one's
+    # progress line (ended by \r, not \n) may come just before a line of these.
+    trainers = sorted(re.findall(r"TRAINER \d \d ParallelMode\.\w+", done.stdout))
     assert trainers == ["TRAINER 0 2 ParallelMode.DISTRIBUTED",
                         "TRAINER 1 2 ParallelMode.DISTRIBUTED"]
-    results = sorted(l for l in done.stdout.splitlines() if l.startswith("RESULT"))
-    assert [r.split(" ", 2)[2] for r in results] == [
+    results = sorted(re.findall(r"RESULT (\d) (\{[^\n]*?\})", done.stdout))
+    assert [r[1] for r in results] == [
         json.dumps({"version": 1, "path": str((index_path / "models/topic/v1").resolve())})] * 2
+    assert [r[0] for r in results] == ["0", "1"]
     assert done.stdout.count("Training on 24 examples") == 1  # only the main process talks
     with Index(index_path) as index:
         assert index.scalar("select count(*) from models") == 1
