@@ -8,7 +8,7 @@ How ``tag_task`` keeps memory flat and other writers unblocked, however large th
 - each batch is written in one short transaction, as an upsert on the
   ``UNIQUE (model_id, chunk_id)`` key: a run killed at any moment leaves no duplicates,
   and the next run carries on with the chunks that still lack a prediction;
-- a text seen earlier in the run (same text hash) is not predicted again
+- a text seen earlier in the run (the exact same text) is not predicted again
   (:class:`PredictionCache`, bounded);
 - after each page, the documents it touched are rolled up into document tags (the task
   type's ``rollup``), read outside a transaction, then written a few documents per
@@ -123,8 +123,7 @@ def iter_chunk_pages(index: Index, model_id: int, *, all: bool = False,
     """Pages of chunks to tag, in id order, keyset-paginated (never an OFFSET)."""
     missing = ("" if all else " and not exists (select 1 from predictions p "
                "where p.model_id = ? and p.chunk_id = c.id)")
-    sql = (f"select c.id, c.document_id, c.page, c.text, c.text_hash from chunks c "
-           f"where c.id > ?{missing} "
+    sql = (f"select c.id, c.document_id, c.page, c.text from chunks c where c.id > ?{missing} "
            f"order by c.id limit ?")
     last = 0
     while True:
@@ -145,10 +144,11 @@ def batches_by_length(rows: list[dict], batch_size: int) -> Iterator[list[dict]]
 
 
 class PredictionCache:
-    """Predictions by chunk text hash, so a text that occurs many times (a header, a
-    footer, boilerplate) is predicted once per run. Bounded (least recently used out), so
-    memory stays flat; batches are sorted by length, so copies of a text meet in the same
-    or a nearby batch anyway."""
+    """Predictions by exact chunk text, so a text that occurs many times (a header, a
+    footer, boilerplate) is predicted once per run. Exact, not ``text_hash`` (which folds
+    white space): NER spans are character offsets into the text. Bounded (least recently
+    used out), so memory stays flat; batches are sorted by length, so copies of a text meet
+    in the same or a nearby batch anyway."""
 
     def __init__(self, size: int = 10_000):
         from collections import OrderedDict
@@ -158,8 +158,11 @@ class PredictionCache:
         self.hits = 0
 
     def predict(self, predictor, rows: list[dict]) -> list[Prediction]:
-        """One Prediction per row; only texts not seen (by ``text_hash``) reach the model."""
-        keys = [r.get("text_hash") or r["text"] for r in rows]
+        """One Prediction per row; only texts not seen in this run reach the model."""
+        import hashlib
+
+        keys = [hashlib.blake2b(r["text"].encode("utf-8", "surrogatepass"),
+                                digest_size=16).digest() for r in rows]
         todo: dict = {}
         for key, row in zip(keys, rows):
             if key in self.items:
@@ -270,7 +273,8 @@ def tag_task(index: Index, task_name: str, *, version: int | str | None = None,
     to_tag = count_to_tag(index, model["id"], all=all)
     summary = {"task": task.name, "level": task.level, "model_version": model["version"],
                "model_id": model["id"],
-               "chunks": 0, "documents": 0, "document_tags": 0, "review": 0,
+               "chunks": 0, "repeated_texts": 0, "documents": 0, "document_tags": 0,
+               "review": 0,
                "untagged_documents": 0, "min_score": min_score, "to_tag": to_tag}
     def roll(documents):
         rolled = rollup_documents(index, task, task_type, model["id"], sorted(documents),

@@ -111,6 +111,22 @@ def test_a_repeated_text_is_predicted_once_and_every_chunk_gets_its_prediction(
     assert "(5 repeated a text already predicted)" in r.output
 
 
+def test_the_same_words_spaced_differently_are_predicted_apart(fakes, index):
+    """Spans are offsets into the text: a chunk whose words equal another's but whose
+    white space differs (same text_hash) gets its own prediction."""
+    from doctagger.tagging import tag_task
+
+    add_document(index, "/docs/n.pdf", [["Met Tim Cook today", "Met  Tim Cook today"]])
+    create_task(index, "people", type_="capsner", labels=("PER",))
+    summary = tag_task(index, "people")
+    assert summary["chunks"] == 2 and summary["repeated_texts"] == 0
+    rows = index.query("select c.text, p.value from predictions p join chunks c "
+                       "on c.id = p.chunk_id order by c.id")
+    for row in rows:
+        spans = json.loads(row["value"])
+        assert [row["text"][s["start"]:s["end"]] for s in spans] == ["Tim", "Cook"]
+
+
 def test_batches_are_sorted_by_length_and_pages_bound_memory(corpus, index):
     from doctagger.tagging import tag_task
 
