@@ -14,7 +14,11 @@ of a classifier, a text of the head method, a window of an NER model):
 3. afterwards, ``unclear(margins)`` names the rows whose margin is under ``RECHECK_FACTOR``
    times the largest difference seen (at least ``MIN_RECHECK_MARGIN``): the caller runs
    them again in fp32. A decision can only flip where the margin is smaller than the
-   noise, so the labels stay fp32's.
+   noise, so the labels stay fp32's;
+4. and one call in ``AUDIT_EVERY`` (``auditing()``) runs both ways again and is tallied
+   like the first rows (fp32's answers are used): a larger difference widens the re-check
+   margin, and the rules of step 2 can still drop the fast version. Callers take rows in
+   length order, so the first rows are the shortest; the audits sample the others.
 
 ``DOCTAGGER_RUNTIME`` (``requested_mode``) picks the version: ``auto`` (the default; each
 task type says what it means), ``torch`` (fp32 only), ``bf16``, ``int8``. The measurements
@@ -34,6 +38,9 @@ MIN_RECHECK_MARGIN = 0.02
 #: a fast version that would have to run more than this share of the rows again in fp32
 #: is no faster than fp32: dropped
 MAX_RECHECK_SHARE = 0.25
+#: after the check, one call in this many also runs in fp32 and is tallied (an audit): the
+#: rows checked first are the shortest (batches go by length), so later ones are sampled too
+AUDIT_EVERY = 16
 #: why ``auto`` runs fp32 on a CPU without native bf16
 AUTO_FP32_CPU = "no native bf16 on this CPU (DOCTAGGER_RUNTIME=int8 tries int8)"
 
@@ -99,6 +106,8 @@ class Check:
         self.recheck_margin = MIN_RECHECK_MARGIN
         self.rechecked = 0  # rows run again in fp32 after the check
         self._margins: list[float] = []  # the fast version's margins on the checked rows
+        self._calls = 0  # calls after the check, for the audits
+        self.audits = 0
         self.dropped = fast_name is None
         if fast_name is None:
             self.name, self.reason = "torch-fp32", reason
@@ -109,10 +118,27 @@ class Check:
     def checking(self) -> bool:
         return not self.dropped and self.checked < CHECK_ROWS
 
+    @property
+    def left_to_check(self) -> int:
+        """Rows the first check still wants (0 once it is done or dropped)."""
+        return max(0, CHECK_ROWS - self.checked) if not self.dropped else 0
+
+    def auditing(self) -> bool:
+        """Whether this call, after the check, should also run in fp32 and be tallied
+        (one in ``AUDIT_EVERY``). Call it once per call of the model."""
+        if self.dropped or self.checking:
+            return False
+        self._calls += 1
+        if self._calls % AUDIT_EVERY:
+            return False
+        self.audits += 1
+        return True
+
     def see(self, diff: float) -> None:
         """The largest probability difference of the rows about to be tallied; raises the
         re-check margin, which ``tally``'s "same once re-run" must use."""
-        self.max_diff = max(self.max_diff, float(diff))
+        diff = float(diff)
+        self.max_diff = max(self.max_diff, diff if diff == diff else float("inf"))  # NaN: inf
         self.recheck_margin = max(MIN_RECHECK_MARGIN, RECHECK_FACTOR * self.max_diff)
 
     def tally(self, margins: list[float], same: list[bool]) -> None:
@@ -126,7 +152,8 @@ class Check:
             self._give_up(f"a probability moved by {self.max_diff:.3f} against fp32")
         elif self.checked >= CHECK_ROWS:
             rate = self.agreed / self.checked
-            again = sum(m < self.recheck_margin for m in self._margins) / len(self._margins)
+            again = (sum(not m >= self.recheck_margin for m in self._margins)
+                     / len(self._margins))
             if again > MAX_RECHECK_SHARE:
                 self._give_up(f"{again:.0%} of the {self.rows} would have to run again in "
                               f"fp32 (margins under {self.recheck_margin:.3f}): no faster")
@@ -141,7 +168,7 @@ class Check:
 
     def unclear(self, margins: list[float]) -> list[int]:
         """Indices of the rows (by the fast version's margins) to run again in fp32."""
-        rows = [i for i, m in enumerate(margins) if m < self.recheck_margin]
+        rows = [i for i, m in enumerate(margins) if not m >= self.recheck_margin]  # NaN too
         self.rechecked += len(rows)
         return rows
 

@@ -21,7 +21,6 @@ from doctagger_classification.batching import (CPU_BATCH, DEFAULT_BATCH,  # noqa
                                                GPU_BATCH, average_windows, default_batch,
                                                quiet, run_batched, tokenize_windows,
                                                use_all_cores)
-from doctagger_classification.runtime import CHECK_ROWS
 
 @dataclass
 class ClassPrediction(Prediction):
@@ -186,13 +185,18 @@ class HeadPredictor(_Base):
         if check.dropped or not texts:
             return self._head(self.encoder.embed(texts, batch_size=size))
         if check.checking:  # the first texts both ways; fp32's answers are returned
-            n = min(len(texts), CHECK_ROWS - check.checked)
+            n = min(len(texts), check.left_to_check)
             exact = self._head(self.encoder.embed(texts[:n], batch_size=size))
             check.compare(exact, self._head(self.encoder.embed(texts[:n], batch_size=size,
                                                                forward=self.fast)))
             if n == len(texts):
                 return exact
             return torch.cat([exact, self.probabilities(texts[n:], batch_size)])
+        if check.auditing():  # now and then both ways again; fp32's answers are returned
+            exact = self._head(self.encoder.embed(texts, batch_size=size))
+            check.compare(exact, self._head(self.encoder.embed(texts, batch_size=size,
+                                                               forward=self.fast)))
+            return exact
         probs = self._head(self.encoder.embed(texts, batch_size=size, forward=self.fast))
         unclear = check.unclear(probs)
         if len(unclear):

@@ -24,6 +24,8 @@ drops it).
 """
 from __future__ import annotations
 
+# Re-exported for readers of this module; the check reads doctagger.runtime's values, so
+# patch them there.
 from doctagger.runtime import (CHECK_ROWS, MAX_PROB_DIFF, MAX_RECHECK_SHARE,  # noqa: F401
                                MIN_AGREEMENT, MIN_RECHECK_MARGIN, MODES, RECHECK_FACTOR,
                                Check, bf16_supported, quantize_int8, requested_mode)
@@ -117,11 +119,11 @@ class Runtime(ClassCheck):
         ids, mask = ids.to(self.device), mask.to(self.device)
         if self.fast is None:
             return self._exact(ids, mask)
-        if not self.checking:
+        if not self.checking and not self.auditing():
             return self._fast_with_recheck(ids, mask)
         exact = self._exact(ids, mask)
         self.compare(exact, self._probabilities(self.fast(ids, mask)))
-        return exact  # while checking, fp32's answers
+        return exact  # while checking or auditing, fp32's answers
 
     def _exact(self, ids, mask):
         return self._probabilities(self.model(input_ids=ids, attention_mask=mask).logits)
