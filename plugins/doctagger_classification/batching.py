@@ -13,14 +13,13 @@ import os
 from typing import Callable, Sequence
 
 STRIDE = 64
+
 #: windows per forward pass. Measured on 2 CPU cores with MiniLM and ~200-token chunks
 #: (docs/tagging.md): 8-16 ran 20-30 % faster than 64, in fp32 and in bf16 (smaller
 #: activations stay in cache); a GPU wants large batches.
 CPU_BATCH = 16
 GPU_BATCH = 64
 DEFAULT_BATCH = None  # by device: CPU_BATCH on a CPU, else GPU_BATCH
-
-
 
 
 def default_batch(device: str) -> int:

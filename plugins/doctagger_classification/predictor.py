@@ -22,6 +22,7 @@ from doctagger_classification.batching import (CPU_BATCH, DEFAULT_BATCH,  # noqa
                                                quiet, run_batched, tokenize_windows,
                                                use_all_cores)
 
+
 @dataclass
 class ClassPrediction(Prediction):
     """A Prediction that also carries the per-label thresholds of a multi-label model (the
@@ -221,7 +222,8 @@ def load(model_dir: str | Path, *, batch_size: int | None = DEFAULT_BATCH, **kwa
     from doctagger_classification import head
 
     if head.is_head(Path(model_dir)):
-        return HeadPredictor(model_dir, batch_size=batch_size, runtime=kwargs.get("runtime"),
+        runtime = "int8" if kwargs.get("quantize") else kwargs.get("runtime")
+        return HeadPredictor(model_dir, batch_size=batch_size, runtime=runtime,
                              device=kwargs.get("device"))
     return HFPredictor(model_dir, batch_size=batch_size, **kwargs)
 
