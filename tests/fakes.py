@@ -284,6 +284,59 @@ def add_pdf(index, path: Path, pages, **kw):
     return add_document(index, path.resolve(), pages, sha256=sha, **kw)
 
 
+# -- the tasks and import/export tests' fakes: label checks only, no training ------------
+class FakeClassification:
+    """``fakeclass``: chunk or document classification; reserves the label 'forbidden'."""
+    name = "fakeclass"
+    value_kind = "class"
+    levels = ("chunk", "document")
+
+    def check_labels(self, labels, *, multi_label, level):
+        if "forbidden" in labels:
+            raise InvalidLabelError("the label 'forbidden' is reserved; choose another name")
+
+    def validate(self, task, value):
+        """``kwclass``'s checks; the message for an unknown label also lists the labels."""
+        try:
+            return KeywordClassification.validate(self, task, value)
+        except InvalidLabelError as e:
+            if not str(e).startswith("unknown label "):
+                raise
+            raise InvalidLabelError(f"{e}; the task's labels are "
+                                    f"{', '.join(task.labels)}") from None
+
+
+class FakeNER:
+    """``fakener``: chunk-level spans; unlike ``capsner`` a span may carry other keys."""
+    name = "fakener"
+    value_kind = "spans"
+    levels = ("chunk",)
+    check_labels = CapsNER.check_labels  # any labels
+
+    def validate(self, task, value):
+        """``capsner``'s checks on each span's start, end and label; other keys are kept."""
+        core = value if not isinstance(value, list) else [
+            {key: span[key] for key in ("start", "end", "label")} for span in value]
+        CapsNER.validate(self, task, core)
+        return sorted(value, key=lambda s: s["start"])
+
+
+class FakeClassNERPlugin:
+    """Registers ``fakeclass`` and ``fakener`` only."""
+
+    @hookimpl
+    def register_task_types(self, register):
+        register(FakeClassification)
+        register(FakeNER)
+
+
+def add_text_document(index, path, texts, *, source="file", sha256=None):
+    """A one-page "txt" document with one chunk per text (``add_document`` with one
+    page). Returns (document id, chunk ids)."""
+    return add_document(index, path, [texts], source=source, fmt="txt",
+                        sha256=sha256 or text_hash(str(path)) * 2)
+
+
 def main(argv=None) -> None:
     """The doctagger CLI with the fake task types registered (for subprocess tests)."""
     from doctagger import plugins

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from doctagger.index import Index, now
-from tests.test_tasks import FakePlugin, add_document
+from tests.fakes import FakeClassNERPlugin as FakePlugin
+from tests.fakes import add_text_document as add_document
 
 
 @pytest.fixture

@@ -1,87 +1,22 @@
-"""tasks create/list/show/delete; also home of the fake task types the import/export tests use."""
+"""tasks create/list/show/delete, with the fake task types fakeclass and fakener."""
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from doctagger.errors import InvalidLabelError
-from doctagger.hookspecs import hookimpl
-from doctagger.index import now, text_hash
-
-
-class FakeClassification:
-    name = "fakeclass"
-    value_kind = "class"
-    levels = ("chunk", "document")
-
-    def check_labels(self, labels, *, multi_label, level):
-        if "forbidden" in labels:
-            raise InvalidLabelError("the label 'forbidden' is reserved; choose another name")
-
-    def validate(self, task, value):
-        names = value if task.multi_label else [value]
-        if task.multi_label and not isinstance(value, list):
-            raise InvalidLabelError("a multi-label value is a list of labels")
-        for n in names:
-            if n not in task.labels:
-                raise InvalidLabelError(f"unknown label '{n}'; the task's labels are "
-                                        f"{', '.join(task.labels)}")
-        return sorted(value) if task.multi_label else value
-
-
-class FakeNER:
-    name = "fakener"
-    value_kind = "spans"
-    levels = ("chunk",)
-
-    def check_labels(self, labels, *, multi_label, level):
-        pass
-
-    def validate(self, task, value):
-        if not isinstance(value, list):
-            raise InvalidLabelError("NER values are lists of spans")
-        for span in value:
-            if span["label"] not in task.labels:
-                raise InvalidLabelError(f"unknown entity label '{span['label']}'")
-        return sorted(value, key=lambda s: s["start"])
-
-
-class FakePlugin:
-    @hookimpl
-    def register_task_types(self, register):
-        register(FakeClassification)
-        register(FakeNER)
-
-
-def add_document(index, path, texts, *, source="file", sha256=None):
-    """A document with one chunk per text, written straight into the index."""
-    stamp = now()
-    with index.write() as db:
-        doc_id = db["documents"].insert({
-            "path": str(path), "sha256": sha256 or text_hash(str(path)) * 2,
-            "source": source, "status": "ok", "pages": 1, "chunk_count": len(texts),
-            "ingested_at": stamp, "format": "txt"}).last_pk
-        db["pages"].insert({"document_id": doc_id, "page": 1, "text": "\n".join(texts)})
-        ids = []
-        for seq, text in enumerate(texts):
-            ids.append(db["chunks"].insert({
-                "document_id": doc_id, "seq": seq, "text": text, "page": 1, "page_end": 1,
-                "text_hash": text_hash(text)}).last_pk)
-    return doc_id, ids
-
-
-# --------------------------------------------------------------------------------------
+from tests.fakes import FakeClassNERPlugin, add_text_document
 
 
 @pytest.fixture
 def fakes(monkeypatch, register_plugin):
-    """Only the fake task types: no installed plugin loads."""
+    """Only fakeclass and fakener (not conftest's kwclass/capsner): no installed plugin
+    loads."""
     from doctagger import plugins
 
     monkeypatch.setenv("DOCTAGGER_LOAD_PLUGINS", "")
     plugins.reset()
-    register_plugin(FakePlugin(), "fakes")
+    register_plugin(FakeClassNERPlugin(), "fakes")
 
 
 def test_create_list_show(fakes, invoke):
@@ -161,7 +96,7 @@ def test_show_counts_labels_per_class(fakes, invoke, index):
 
     invoke("tasks", "create", "topic", "--type", "fakeclass", "--labels", "a,b,c")
     invoke("tasks", "create", "ents", "--type", "fakener", "--labels", "PER,ORG")
-    _, chunks = add_document(index, "/d/one.pdf", ["Alice met Bob", "at Acme", "x"])
+    _, chunks = add_text_document(index, "/d/one.pdf", ["Alice met Bob", "at Acme", "x"])
     topic, ents = index.task("topic"), index.task("ents")
     save_label(index, topic, "a", chunk_id=chunks[0])
     save_label(index, topic, "a", chunk_id=chunks[1])
@@ -208,7 +143,7 @@ def test_delete_asks_then_deletes_everything_of_the_task(fakes, invoke, index):
 
     invoke("tasks", "create", "topic", "--type", "fakeclass", "--labels", "a,b")
     invoke("tasks", "create", "other", "--type", "fakeclass", "--labels", "a,b")
-    doc, chunks = add_document(index, "/d/one.pdf", ["one", "two"])
+    doc, chunks = add_text_document(index, "/d/one.pdf", ["one", "two"])
     topic, other = index.task("topic"), index.task("other")
     save_label(index, topic, "a", chunk_id=chunks[0])
     save_label(index, other, "b", chunk_id=chunks[0])
