@@ -77,7 +77,7 @@ def write_document(index: Index, fields: dict, ex: Extracted,
 
 def _same_chunks(index: Index, document_id: int, chunks: list) -> bool:
     old = index.conn.execute("select text, page, char_start, char_end, tokens from chunks "
-                           "where document_id = ? order by seq", [document_id]).fetchall()
+                             "where document_id = ? order by seq", [document_id]).fetchall()
     return old == [(c.text, c.page, c.char_start, c.char_end, c.tokens) for c in chunks]
 
 
@@ -101,7 +101,7 @@ def reattach_labels(index: Index, document_id: int) -> int:
         for chunk_id in by_hash.get(label["text_hash"], ()):
             if (label["task_id"], chunk_id) not in taken:
                 index.conn.execute("update labels set chunk_id = ? where id = ?",
-                                 [chunk_id, label["id"]])
+                                   [chunk_id, label["id"]])
                 taken.add((label["task_id"], chunk_id))
                 attached += 1
                 break

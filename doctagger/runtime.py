@@ -20,8 +20,9 @@ of a classifier, a text of the head method, a window of an NER model):
    margin, and the rules of step 2 can still drop the fast version. Callers take rows in
    length order, so the first rows are the shortest; the audits sample the others.
 
-``DOCTAGGER_RUNTIME`` (``requested_mode``) picks the version: ``auto`` (the default; each
-task type says what it means), ``torch`` (fp32 only), ``bf16``, ``int8``. The measurements
+``DOCTAGGER_RUNTIME`` (``requested_mode``) picks the version: ``auto`` (the default: bf16
+on a CPU with native bf16, else fp32; :func:`resolve`), ``torch`` (fp32 only), ``bf16``,
+``int8``. :func:`fast_version` builds the fast callable for any model. The measurements
 are in docs/tagging.md.
 """
 from __future__ import annotations
@@ -90,6 +91,42 @@ def bf16_supported() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+def resolve(mode: str | None, device) -> tuple[str, str]:
+    """(``bf16``, ``int8`` or ``torch``, why ``torch`` when it is): what runs on ``device``
+    for the requested ``mode`` (else ``DOCTAGGER_RUNTIME``). ``auto``: bf16 on a CPU with
+    native bf16, else fp32 (int8 only when asked: it changed labels on every model measured,
+    docs/tagging.md); bf16 and int8 are for CPUs."""
+    mode = requested_mode(mode)
+    on_cpu = str(device).startswith("cpu")
+    if mode == "auto":
+        if on_cpu and bf16_supported():
+            return "bf16", ""
+        return "torch", AUTO_FP32_CPU if on_cpu else f"fp32 on {device}"
+    if mode in ("bf16", "int8") and not on_cpu:
+        return "torch", f"{mode} is for CPUs; on {device} the model runs in fp32"
+    return mode, "asked for" if mode == "torch" else ""
+
+
+def fast_version(model, mode: str | None, device, call):
+    """(fast callable or None, its name or None, why fp32 when None) for ``model`` on
+    ``device`` (the mode from :func:`resolve`). The callable is ``call(model, *args)`` under
+    bf16 autocast, or ``call(int8 copy of model, *args)``; give its name to :class:`Check`."""
+    mode, reason = resolve(mode, device)
+    if mode == "bf16":
+        def run(*args):
+            import torch
+
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return call(model, *args)
+        return run, "torch-bf16", ""
+    if mode == "int8":
+        quantized = quantize_int8(model)
+        if quantized is None:
+            return None, None, "int8 is not available in this torch build"
+        return (lambda *args: call(quantized, *args)), "torch-int8", ""
+    return None, None, reason
 
 
 class Check:

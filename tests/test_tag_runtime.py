@@ -282,7 +282,7 @@ def head_dir(tmp_path_factory):
 
 
 def test_head_runtime_modes(head_dir, monkeypatch):
-    from doctagger_classification import runtime
+    from doctagger import runtime
     from doctagger_classification.predictor import HeadPredictor, load
 
     plain = HeadPredictor(head_dir, runtime="torch")
@@ -357,6 +357,7 @@ def test_head_encoder_follows_the_device(head_dir, monkeypatch):
     or $DOCTAGGER_DEVICE); on a device other than the CPU the runtime is fp32."""
     import torch
 
+    from doctagger.runtime import fast_version
     from doctagger_classification.encoder import Encoder
     from doctagger_classification.predictor import HeadPredictor
 
@@ -365,9 +366,10 @@ def test_head_encoder_follows_the_device(head_dir, monkeypatch):
     assert pred.encoder.device == "cpu"
     assert next(pred.encoder.model.parameters()).device == torch.device("cpu")
     encoder = Encoder(pred.encoder.path, max_length=32, device="cpu")
-    encoder.device = "cuda"  # as if on a GPU: no bf16/int8 autocast on the CPU
-    forward, why = encoder.fast_forward("bf16")
-    assert forward is None and "on cuda the model runs in fp32" in why
+    for mode in ("bf16", "int8"):  # as if on a GPU: no bf16/int8 autocast on the CPU
+        forward, name, why = fast_version(encoder.model, mode, "cuda", lambda m, *a: None)
+        assert forward is None and name is None and "on cuda the model runs in fp32" in why
+    assert fast_version(encoder.model, "auto", "cuda:1", None)[2] == "fp32 on cuda:1"
     monkeypatch.setenv("DOCTAGGER_DEVICE", "tpu")
     with pytest.raises(InvalidInputError, match="DOCTAGGER_DEVICE"):
         HeadPredictor(head_dir)
@@ -385,3 +387,17 @@ def test_task_type_load_batches_windows_by_device(model_dir, head_dir, monkeypat
     assert task_type.load(None, head_dir).batch_size == CPU_BATCH
     assert task_type.load(None, model_dir, batch_size=5).batch_size == 5
     assert default_batch("cuda") == GPU_BATCH != CPU_BATCH
+
+
+def test_auto_is_bf16_where_the_cpu_has_it_else_fp32(model_dir, monkeypatch):
+    """One rule for every predictor (doctagger.runtime.resolve): int8 only when asked."""
+    from doctagger import runtime
+    from doctagger_classification.runtime import Runtime
+
+    model = _model(model_dir)
+    monkeypatch.setattr(runtime, "bf16_supported", lambda: False)
+    rt = Runtime(model, mode="auto")
+    assert rt.fast is None and str(rt) == "torch-fp32" and "no native bf16" in rt.reason
+    monkeypatch.setattr(runtime, "bf16_supported", lambda: True)
+    assert Runtime(model, mode="auto").fast_name == "torch-bf16"
+    assert Runtime(model, mode="auto", device="cuda").fast is None

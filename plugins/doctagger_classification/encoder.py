@@ -48,36 +48,11 @@ class Encoder:
         pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
         return torch.nn.functional.normalize(pooled, dim=-1).cpu()
 
-    @property
-    def on_cpu(self) -> bool:
-        return self.device.startswith("cpu")
-
-    def fast_forward(self, mode: str):
-        """(forward, name) for the runtime ``mode`` ("bf16" or "int8", see
-        doctagger_classification.runtime), or (None, why not)."""
-        from doctagger_classification.runtime import quantize_int8
-
-        if mode in ("bf16", "int8") and not self.on_cpu:
-            return None, f"{mode} is for CPUs; on {self.device} the model runs in fp32"
-        if mode == "bf16":
-            def forward(ids, mask):
-                import torch
-
-                with torch.autocast("cpu", dtype=torch.bfloat16):
-                    return self._forward(ids, mask)
-            return forward, "torch-bf16"
-        if mode == "int8":
-            quantized = quantize_int8(self.model)
-            if quantized is None:
-                return None, "int8 is not available in this torch build"
-            return (lambda ids, mask: self._forward(ids, mask, quantized)), "torch-int8"
-        return None, "asked for" if mode == "torch" else "no faster runtime here"
-
     def embed(self, texts: Sequence[str], *, batch_size: int | None = None, forward=None):
         """A float32 numpy array (len(texts), dim); long texts average their windows' embeddings
         (then re-normalise). ``batch_size``: windows a pass (default by device: 16 on a CPU,
         measured 9-10 % quicker than 32 for training's embeddings). ``forward``: another way
-        to run the model (``fast_forward``)."""
+        to run the model (``HeadPredictor``'s bf16 version)."""
         import numpy as np
         import torch
 

@@ -146,8 +146,8 @@ class HeadPredictor(_Base):
 
         from doctagger_classification import head
         from doctagger_classification.encoder import Encoder
-        from doctagger.runtime import AUTO_FP32_CPU
-        from doctagger_classification.runtime import ClassCheck, bf16_supported, requested_mode
+        from doctagger.runtime import fast_version
+        from doctagger_classification.runtime import ClassCheck
 
         self.model_dir = Path(model_dir)
         config, weight, bias = head.load(self.model_dir)
@@ -160,16 +160,12 @@ class HeadPredictor(_Base):
         self.weight = torch.from_numpy(weight)
         self.bias = torch.from_numpy(bias)
         self.batch_size = int(batch_size or default_batch(self.encoder.device))
-        mode, why = requested_mode(runtime), None
-        if mode == "auto":  # int8 is not tried unasked: it was dropped on the models we measured
-            mode = "bf16" if self.encoder.on_cpu and bf16_supported() else "torch"
-            why = AUTO_FP32_CPU if self.encoder.on_cpu else f"fp32 on {self.encoder.device}"
-        self.fast, name_or_reason = self.encoder.fast_forward(mode)
-        if self.fast is None and why:
-            name_or_reason = why
-        self.runtime = ClassCheck(name_or_reason if self.fast else None, rows="texts",
-                             multi_label=self.multi_label, thresholds=self.thresholds,
-                             reason=name_or_reason)
+        encoder = self.encoder
+        self.fast, fast_name, reason = fast_version(
+            encoder.model, runtime, encoder.device,
+            lambda model, ids, mask: encoder._forward(ids, mask, model))
+        self.runtime = ClassCheck(fast_name, rows="texts", multi_label=self.multi_label,
+                                  thresholds=self.thresholds, reason=reason)
 
     def _head(self, x):
         import torch
@@ -185,19 +181,16 @@ class HeadPredictor(_Base):
         check = self.runtime
         if check.dropped or not texts:
             return self._head(self.encoder.embed(texts, batch_size=size))
-        if check.checking:  # the first texts both ways; fp32's answers are returned
-            n = min(len(texts), check.left_to_check)
-            exact = self._head(self.encoder.embed(texts[:n], batch_size=size))
-            check.compare(exact, self._head(self.encoder.embed(texts[:n], batch_size=size,
+        # both ways (fp32's answers returned): the first texts, then one call now and then
+        both = (min(len(texts), check.left_to_check) if check.checking
+                else len(texts) if check.auditing() else 0)
+        if both:
+            exact = self._head(self.encoder.embed(texts[:both], batch_size=size))
+            check.compare(exact, self._head(self.encoder.embed(texts[:both], batch_size=size,
                                                                forward=self.fast)))
-            if n == len(texts):
+            if both == len(texts):
                 return exact
-            return torch.cat([exact, self.probabilities(texts[n:], batch_size)])
-        if check.auditing():  # now and then both ways again; fp32's answers are returned
-            exact = self._head(self.encoder.embed(texts, batch_size=size))
-            check.compare(exact, self._head(self.encoder.embed(texts, batch_size=size,
-                                                               forward=self.fast)))
-            return exact
+            return torch.cat([exact, self.probabilities(texts[both:], batch_size)])
         probs = self._head(self.encoder.embed(texts, batch_size=size, forward=self.fast))
         unclear = check.unclear(probs)
         if len(unclear):

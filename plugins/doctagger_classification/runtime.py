@@ -5,14 +5,13 @@ kept only where it gives fp32's answers (the check itself: doctagger.runtime).
 classifiers (``Runtime``, checked window by window):
 
 - ``auto`` (the default): on a CPU with native bf16 (AVX512-BF16/AMX), bf16 autocast;
-  on other CPUs, the encoder's Linear layers quantised to int8
-  (``torch.ao.quantization.quantize_dynamic``; the classification head stays fp32); on a
-  GPU, fp32;
-- ``int8`` or ``bf16``: that one; ``torch``: fp32, nothing else.
+  elsewhere fp32 (doctagger.runtime.resolve);
+- ``bf16``, or ``int8`` (the encoder's Linear layers quantised with
+  ``torch.ao.quantization.quantize_dynamic``; the classification head stays fp32): that
+  one, on a CPU; ``torch``: fp32, nothing else.
 
 The ``head`` method's frozen encoder goes through the same check, text by text
-(``HeadPredictor``, with ``ClassCheck``; there ``auto`` means bf16 on a CPU with native
-bf16, else fp32).
+(``HeadPredictor``, with ``ClassCheck``).
 
 A row's decision is its best label, or for multi-label each label against its threshold;
 its margin is the gap between the two best probabilities, or for multi-label the closest
@@ -28,7 +27,8 @@ from __future__ import annotations
 # patch them there.
 from doctagger.runtime import (CHECK_ROWS, MAX_PROB_DIFF, MAX_RECHECK_SHARE,  # noqa: F401
                                MIN_AGREEMENT, MIN_RECHECK_MARGIN, MODES, RECHECK_FACTOR,
-                               Check, bf16_supported, quantize_int8, requested_mode)
+                               Check, bf16_supported, fast_version, quantize_int8,
+                               requested_mode)
 
 
 def margins(probs, multi_label: bool, thresholds):
@@ -94,20 +94,8 @@ class Runtime(ClassCheck):
         self.model = model
         self.device = device
         self.mode = requested_mode(mode)
-        self.fast = None  # the candidate: a callable (ids, mask) -> logits
-        reason = "asked for" if self.mode == "torch" else "no faster runtime here"
-        mode = self.mode
-        if mode == "auto" and device == "cpu":
-            mode = "bf16" if bf16_supported() else "int8"
-        fast_name = None
-        if device == "cpu" and mode == "int8":
-            quantized = quantize_int8(model)
-            if quantized is not None:
-                self.fast, fast_name = _plain(quantized), "torch-int8"
-            else:
-                reason = "int8 is not available in this torch build"
-        elif device == "cpu" and mode == "bf16":
-            self.fast, fast_name = _bf16(model), "torch-bf16"
+        # the candidate: a callable (ids, mask) -> logits, or None
+        self.fast, fast_name, reason = fast_version(model, self.mode, device, _logits)
         super().__init__(fast_name, rows="windows", multi_label=multi_label,
                          thresholds=thresholds, reason=reason)
 
@@ -146,16 +134,5 @@ def torch_where(rows, exact, fast):
     return exact.where(rows.unsqueeze(-1), fast)
 
 
-def _plain(model):
-    def forward(ids, mask):
-        return model(input_ids=ids, attention_mask=mask).logits
-    return forward
-
-
-def _bf16(model):
-    def forward(ids, mask):
-        import torch
-
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            return model(input_ids=ids, attention_mask=mask).logits.float()
-    return forward
+def _logits(model, ids, mask):
+    return model(input_ids=ids, attention_mask=mask).logits

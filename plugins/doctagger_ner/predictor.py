@@ -20,7 +20,7 @@ from typing import Sequence
 from doctagger.errors import PluginError
 from doctagger.tasktypes import Prediction
 
-from doctagger.runtime import AUTO_FP32_CPU
+from doctagger.runtime import Check, fast_version
 from doctagger_ner import align
 
 SETTINGS_FILE = "doctagger_ner.json"
@@ -117,36 +117,10 @@ class NERPredictor:
         self.stride = self.settings.get("stride")
         pad = self.tokenizer.pad_token_id
         self.pad_id = 0 if pad is None else int(pad)
-        self.fast, self.runtime = self._runtime(runtime)
-
-    def _runtime(self, mode: str | None):
-        """(fast forward or None, doctagger.runtime.Check): bf16 or int8 on a CPU, checked
-        window by window against fp32 (``DOCTAGGER_RUNTIME``; ``auto``: bf16 on a CPU with
-        native bf16, else fp32)."""
-        from doctagger.runtime import Check, bf16_supported, quantize_int8, requested_mode
-
-        mode = requested_mode(mode)
-        on_cpu = self.device.type == "cpu"
-        fast, name, reason = None, None, "asked for"
-        if mode == "auto":
-            mode = "bf16" if on_cpu and bf16_supported() else "torch"
-            reason = (AUTO_FP32_CPU if on_cpu else f"fp32 on {self.device}")
-        if mode in ("bf16", "int8") and not on_cpu:
-            reason = f"{mode} is for CPUs; on {self.device} the model runs in fp32"
-        elif mode == "bf16":
-            def fast(batch):
-                import torch
-
-                with torch.autocast("cpu", dtype=torch.bfloat16):
-                    return self.model(**batch).logits
-            name = "torch-bf16"
-        elif mode == "int8":
-            quantized = quantize_int8(self.model)
-            if quantized is None:
-                reason = "int8 is not available in this torch build"
-            else:
-                fast, name = (lambda batch: quantized(**batch).logits), "torch-int8"
-        return fast, Check(name if fast else None, rows="windows", reason=reason)
+        # bf16 (or int8) on a CPU, checked window by window against fp32 (doctagger.runtime)
+        self.fast, fast_name, reason = fast_version(
+            self.model, runtime, self.device.type, lambda model, batch: model(**batch).logits)
+        self.runtime = Check(fast_name, rows="windows", reason=reason)
 
     def _probabilities(self, windows: list, fast: bool = False):
         """Softmax probabilities (numpy, windows x positions x labels) of a batch."""
