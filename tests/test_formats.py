@@ -192,8 +192,11 @@ def test_jsonl_multi_label(tmp_path):
     assert [r.value for r in read_labels(p, kind="classes")] == [["b", "z"], ["solo"], ["x", "y"]]
     e = bad(p, kind="class")
     assert e.line == 1 and "single-label" in str(e)
-    e = bad(put(tmp_path, "e.jsonl", '{"text": "a", "accept": []}\n'), kind="classes")
-    assert "empty" in str(e)
+    # An empty choice is "none of the labels" (Prodigy: accepted with nothing selected).
+    empty = read_labels(put(tmp_path, "e.jsonl", '{"text": "a", "accept": []}\n'), kind="classes")
+    assert [r.value for r in empty] == [[]]
+    e = bad(put(tmp_path, "s.jsonl", '{"text": "a", "label": []}\n'), kind="class")
+    assert "empty label list" in str(e)
 
 
 def test_jsonl_prodigy_and_doccano_spans(tmp_path):

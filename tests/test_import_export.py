@@ -489,6 +489,50 @@ def test_export_predictions_of_active_or_chosen_model(topic, invoke, index, tmp_
     assert labels(index) == {"one": "medical", "two": "money"}
 
 
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_none_of_the_labels_round_trips(fakes, invoke, index, tmp_path, fmt):
+    """[] ("none of the labels", what `label`'s 0 saves) is a multi-label value like any
+    other: it exports, and imports back as []; a CSV says how many empty cells it read."""
+    from doctagger.labels import save_label
+
+    invoke("tasks", "create", "tags", "--type", "fakeclass", "--labels", "a,b", "--multi-label")
+    _, (c1, c2) = add_document(index, "/d/a.pdf", ["first text", "second text"])
+    task = index.task("tags")
+    save_label(index, task, [], chunk_id=c1)
+    save_label(index, task, ["a", "b"], chunk_id=c2)
+    out = tmp_path / f"tags.{fmt}"
+    r = invoke("export", "tags", "-o", out)
+    assert r.exit_code == 0, r.output
+    if fmt == "csv":
+        assert out.read_text() == "text,label\nfirst text,\nsecond text,a|b\n"
+    else:
+        assert [json.loads(x)["label"] for x in out.read_text().splitlines()] == [[], ["a", "b"]]
+    other = tmp_path / "other"
+    invoke("--index", other, "tasks", "create", "tags", "--type", "fakeclass", "--labels", "a,b",
+           "--multi-label")
+    r = invoke("--index", other, "import", "tags", out)
+    assert r.exit_code == 0, r.output
+    assert ("1 row(s) with an empty 'label' cell read as 'none of the labels'" in r.output) == \
+        (fmt == "csv")
+    with Index(other) as second:
+        assert labels(second, "tags") == {"first text": [], "second text": ["a", "b"]}
+
+
+def test_export_predictions_with_no_answer(topic, invoke, index):
+    """A prediction may have no answer (None: a rule-based type's "no rule matched"): it is
+    exported as null / an empty cell, not refused."""
+    _, (c1, c2) = add_document(index, "/d/a.pdf", ["one", "two"])
+    v1 = _model(index, "topic", 1, active=True)
+    _predict(index, "topic", v1, c1, None, 0.0)
+    _predict(index, "topic", v1, c2, "money", 0.75)
+    r = invoke("export", "topic", "--predictions")
+    assert r.exit_code == 0, r.output
+    assert [json.loads(x)["label"] for x in r.output.splitlines()] == [None, "money"]
+    r = invoke("export", "topic", "--predictions", "--format", "csv")
+    assert r.exit_code == 0, r.output
+    assert r.output.splitlines()[1:] == ["one,,0.0,1,/d/a.pdf,1", "two,money,0.75,1,/d/a.pdf,1"]
+
+
 def test_export_document_tags_for_document_level_tasks(fakes, invoke, index):
     invoke("tasks", "create", "kinds", "--type", "fakeclass", "--labels", "memo,invoice,x",
            "--level", "document", "--multi-label")

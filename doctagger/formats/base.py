@@ -3,9 +3,14 @@
 Label values follow the project conventions (see :mod:`doctagger.tasktypes`):
 
 - kind ``"class"``: a ``str`` class name;
-- kind ``"classes"`` (multi-label): a sorted, de-duplicated ``list[str]``;
+- kind ``"classes"`` (multi-label): a sorted, de-duplicated ``list[str]``; ``[]`` is a
+  valid value, "none of the labels applies" (what ``label``'s ``0`` saves);
 - kind ``"spans"`` (NER): a ``list`` of ``{"start": int, "end": int, "label": str}``,
   character offsets into the text, end exclusive, sorted by start, never overlapping.
+
+Writers also take a prediction's "no answer" (``None``, what a rule-based task type may
+predict) for kind ``"class"`` and write it as JSON ``null`` or an empty CSV cell; readers
+refuse it, as an empty label, since a label always has an answer.
 
 The ``normalize_*`` helpers raise :class:`ValueProblem` (a plain ``ValueError``) with a
 one-line message; readers turn it into ``ImportFormatError`` with the line number, writers
@@ -107,7 +112,8 @@ def normalize_class(value: Any) -> str:
 
 
 def normalize_classes(value: Any) -> list[str]:
-    """A multi-label value: a list of strings (a single string is a one-label list)."""
+    """A multi-label value: a list of strings (a single string is a one-label list); an
+    empty list is "none of the labels"."""
     if _looks_like_spans(value):
         raise ValueProblem("this label looks like NER spans but the task expects class "
                            "labels; import it into an NER task")
@@ -115,11 +121,7 @@ def normalize_classes(value: Any) -> list[str]:
         value = [value]
     if not isinstance(value, list):
         raise ValueProblem(f"labels must be a list of strings, found {type(value).__name__}")
-    names = sorted({_class_name(v) for v in value})
-    if not names:
-        raise ValueProblem("empty label list; give every record at least one label or "
-                           "remove it")
-    return names
+    return sorted({_class_name(v) for v in value})
 
 
 def _int(v: Any, what: str, n: int) -> int:
@@ -174,6 +176,14 @@ def normalize_spans(value: Any, text: str | None) -> list[dict]:
                 f"[{b['start']}, {b['end']}) {b['label']}; nested or overlapping entities "
                 "are not supported, keep one of them")
     return spans
+
+
+def normalize_written(value: Any, kind: str, text: str | None = None) -> Any:
+    """:func:`normalize_value` for writers: also a single-label prediction's "no answer"
+    (``None``)."""
+    if value is None and kind == "class":
+        return None
+    return normalize_value(value, kind, text)
 
 
 def normalize_value(value: Any, kind: str, text: str | None = None) -> Any:

@@ -13,13 +13,16 @@ Reading:
   ``{"start": 0, "end": 5, "label": "ORG"}`` objects or ``[0, 5, "ORG"]`` triples, with
   character offsets into ``text``; ``[]`` for a text with no entities;
 - every other named column goes to ``meta`` as a string (empty cells as ``""``);
-- blank rows are skipped; an empty label cell, a row with a different number of columns
-  than the header, or bad quoting is an error naming the line;
+- blank rows are skipped; an empty label cell (for a multi-label task: "none of the
+  labels", ``[]``, counted in the warnings), a row with a different number of columns than
+  the header, or bad quoting is an error naming the line;
 - the delimiter is a tab for ``.tsv`` files or when the header row has tabs and no commas.
 
 Writing: columns ``text`` (if any record has text), ``path`` (if any record has a path),
 then ``label`` (``spans`` for NER, as compact JSON), then the records' meta keys in the
-order first met. Non-string meta values are written as JSON. Lines end with ``\\n``;
+order first met. ``[]`` (multi-label "none of the labels") and a prediction's "no
+answer" (``None``) are written as an empty label cell. Non-string meta values are written
+as JSON. Lines end with ``\\n``;
 open the file with ``newline=""``.
 """
 from __future__ import annotations
@@ -79,7 +82,13 @@ def read_csv(text: str, name: str, *, kind: str, separator: str = "|",
     if header is None:
         raise ImportFormatError(name, 1, f"the file is empty; expected a header row "
                                 f"{_expected(kind)}")
-    return LabelFile(records, format="csv")
+    warnings = []
+    empty = sum(1 for r in records if r.value == [])
+    if empty and kind == "classes":
+        warnings.append(f"{name}: {empty} row(s) with an empty {header[label_col]!r} cell "
+                        "read as 'none of the labels' (multi-label); fill them in if that "
+                        "is not what they mean")
+    return LabelFile(records, format="csv", warnings=warnings)
 
 
 def _columns(header: list[str], name: str, line: int, kind: str):
@@ -128,6 +137,9 @@ def _record(row, line, name, kind, separator, header, text_col, path_col, label_
                                 "or remove the row")
     raw = row[label_col].strip()
     col = header[label_col]
+    if not raw and kind == "classes":  # "none of the labels", as `label` saves it
+        return LabelRecord(line=line, value=[], text=text, path=path,
+                           meta={header[i]: row[i] for i in meta_cols})
     if not raw:
         raise ImportFormatError(name, line, f"empty {col!r} cell; give every row a label or "
                                 "remove the row")
@@ -195,7 +207,9 @@ def write_csv(records: Iterable[LabelRecord], fh, *, kind: str, separator: str =
             raise InvalidInputError(f"{where} has no text and no path; every exported record "
                                     "needs one")
         try:
-            if kind == "class":
+            if kind == "class" and r.value is None:  # a prediction's "no answer"
+                cell, bad = "", []
+            elif kind == "class":
                 cell = normalize_class(r.value)
                 bad = [cell] if separator and separator in cell else []
             elif kind == "classes":

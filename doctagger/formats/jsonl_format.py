@@ -29,7 +29,8 @@ import re
 from typing import Any, Iterable
 
 from doctagger.errors import ImportFormatError, InvalidInputError, InvalidLabelError
-from doctagger.formats.base import LabelFile, LabelRecord, ValueProblem, normalize_value
+from doctagger.formats.base import (LabelFile, LabelRecord, ValueProblem, normalize_value,
+                                    normalize_written)
 from doctagger.formats.encoding import split_lines
 
 _WS = re.compile(r"[ \t\r\n]*")
@@ -166,7 +167,7 @@ def write_jsonl(records: Iterable[LabelRecord], fh, *, kind: str) -> int:
             raise InvalidInputError(f"{where} has no text and no path; every exported record "
                                     "needs one")
         try:
-            obj[main] = normalize_value(r.value, kind, r.text)
+            obj[main] = normalize_written(r.value, kind, r.text)
         except ValueProblem as e:
             raise InvalidLabelError(f"{where}: {e}") from None
         reserved = {"text", "path", "answer", main} | ({"sha256"} if not r.path else set())
