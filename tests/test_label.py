@@ -212,6 +212,10 @@ def test_ner_session_premarks_and_edits(people, index, invoke):
         ("Acme Corp", "ORG"), ("Alice", "PER"), ("Acme Corp", "ORG")]
     # the second chunk: the model found nothing, accepting that is accepting the model
     assert saved[1]["value"] == [] and saved[1]["source"] == "model-accepted"
+    # a rule-based type needs no training: the hint says what labels are for there
+    assert "Next: doctagger train" not in r.output
+    assert "Next: doctagger eval people (checks the task type's answers against your " \
+           "labels), then doctagger tag people" in r.output
 
 
 def test_ner_add_after_drop_and_overlap(people, index, invoke):

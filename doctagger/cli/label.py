@@ -250,8 +250,11 @@ def _summary(session: Session) -> None:
     accepted = f" ({session.accepted} accepted from the model)" if session.accepted else ""
     noun = "label" if session.saved == 1 else "labels"
     click.echo(f"Saved {session.saved} {noun}{accepted}, skipped {session.skipped}.")
-    if session.saved:
+    if session.saved and getattr(session.task_type, "needs_training", True):
         click.echo(f"Next: doctagger train {session.task.name}")
+    elif session.saved:  # rule-based: labels measure the rules, nothing to train
+        click.echo(f"Next: doctagger eval {session.task.name} (checks the task type's answers "
+                   f"against your labels), then doctagger tag {session.task.name}")
 
 
 @click.command()
