@@ -131,3 +131,20 @@ def test_search_tag_of_a_chunk_level_task_keeps_the_chunks_with_that_label(tagge
     assert not got & {a_chunks[1], a_chunks[2]}  # a's chunks about Acme are not cardio
     # `docs --tag` still filters documents: a carries the tag
     assert a in doc_ids(invoke("docs", "--tag", "topic=cardio", "--json").output)
+
+
+@pytest.mark.parametrize("command", ["docs", "search"])
+def test_filters_refuse_unknown_labels_and_scores(tagged, invoke, command):
+    """A typo in a filter is an error that lists the labels, not an empty answer."""
+    r = invoke(command, "--tag", "topic=Cardio")
+    assert r.exit_code == 1
+    assert "task 'topic' has no label 'Cardio' (labels: cardio, neuro, other); did you mean " \
+           "--tag topic=cardio?" in r.output
+    r = invoke(command, "--entity", "people=animal")
+    assert r.exit_code == 1 and "task 'people' has no label 'animal' (labels: PER, ORG)" \
+        in r.output
+    r = invoke(command, "--entity", "topic=cardio")
+    assert r.exit_code == 1
+    assert "task 'topic' (kwclass) has no entities; filter it with --tag topic=LABEL" in r.output
+    r = invoke(command, "--tag", "topic=cardio", "--min-score", "2")
+    assert r.exit_code == 2 and "--min-score" in r.output and "0<=x<=1" in r.output

@@ -28,6 +28,32 @@ def parse_entity_filter(value: str) -> tuple[str, str, str | None]:
     return task, label, text.strip() or None
 
 
+def _check_label(index, task: dict, label: str, option: str) -> None:
+    """A filter's label must be one of the task's (or one its tags carry): a typo would
+    otherwise match nothing and look like an answer."""
+    labels = json.loads(task["labels"] or "[]")
+    if label in labels or index.scalar(
+            "select 1 from document_tags where task_id = ? and label = ? limit 1",
+            [task["id"], label]):
+        return
+    close = [name for name in labels if name.lower() == label.lower()]
+    hint = f"; did you mean {option} {task['name']}={close[0]}?" if close else ""
+    raise InvalidInputError(f"task '{task['name']}' has no label {label!r} (labels: "
+                            f"{', '.join(labels) or 'none'}){hint}")
+
+
+def _check_entity_task(task: dict) -> None:
+    from doctagger.plugins import get_task_type
+
+    try:
+        kind = getattr(get_task_type(task["type"]), "value_kind", "class")
+    except DoctaggerError:  # its plugin is not loaded: the tags alone decide
+        return
+    if kind != "spans":
+        raise InvalidInputError(f"task '{task['name']}' ({task['type']}) has no entities; "
+                                f"filter it with --tag {task['name']}=LABEL")
+
+
 def _like(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{' '.join(escaped.split())}%"
@@ -64,6 +90,7 @@ def document_tag_condition(index, tags: tuple[str, ...], min_score: float | None
     for value in tags:
         task_name, label = parse_tag_filter(value)
         task = index.task_row(task_name)
+        _check_label(index, task, label, "--tag")
         cond = (f"exists (select 1 from document_tags t where t.document_id = {alias}.id "
                 f"and t.task_id = ? and t.label = ?{score}")
         params += [task["id"], label] + ([min_score] if min_score is not None else [])
@@ -82,6 +109,8 @@ def document_tag_condition(index, tags: tuple[str, ...], min_score: float | None
     for value in entities:
         task_name, label, text = parse_entity_filter(value)
         task = index.task_row(task_name)
+        _check_entity_task(task)
+        _check_label(index, task, label, "--entity")
         cond = (f"exists (select 1 from document_tags t where t.document_id = {alias}.id "
                 f"and t.task_id = ? and t.label = ? "
                 f"and json_extract(t.extra, '$.text') is not null{score}")
@@ -112,8 +141,8 @@ def document_tag_condition(index, tags: tuple[str, ...], min_score: float | None
 @click.option("--entity", "entities", multiple=True, metavar="TASK=LABEL[:TEXT]",
               help="Only documents with an entity of LABEL for TASK, whose text contains "
                    "TEXT when given (case-insensitive).")
-@click.option("--min-score", type=float,
-              help="With --tag/--entity: only tags scored at least this.")
+@click.option("--min-score", type=click.FloatRange(0, 1),
+              help="With --tag/--entity: only tags scored at least this (0 to 1).")
 @click.option("--limit", type=int, default=None, help="Show at most this many.")
 @json_option
 def docs(failed, tags, entities, min_score, limit, json_):
@@ -292,8 +321,8 @@ def status(json_):
 @click.option("--entity", "entities", multiple=True, metavar="TASK=LABEL[:TEXT]",
               help="Only chunks where an entity of LABEL for TASK was found, whose text "
                    "contains TEXT when given (case-insensitive).")
-@click.option("--min-score", type=float,
-              help="With --tag/--entity: only tags scored at least this.")
+@click.option("--min-score", type=click.FloatRange(0, 1),
+              help="With --tag/--entity: only tags scored at least this (0 to 1).")
 @click.option("--limit", type=int, default=20, show_default=True, help="At most this many results.")
 @json_option
 def search(text, tags, entities, min_score, limit, json_):
