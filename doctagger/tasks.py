@@ -1,4 +1,4 @@
-"""Tasks: the labelling schemes of an index (create, list, show, delete).
+"""Tasks: the labelling schemes of an index (create, list, show, add labels, delete).
 
 A task names a task type (provided by a plugin: ``classification``, ``ner``, ...), its label
 set, whether an item may carry several labels (``multi_label``) and whether it labels chunks
@@ -84,6 +84,27 @@ def create_task(index: Index, name: str, *, type: str, labels, multi_label: bool
     return Task(id=task_id, name=name, type=type, labels=labels,
                 multi_label=bool(multi_label), level=level, description=description,
                 options=options or {})
+
+
+def add_labels(index: Index, name: str, labels) -> tuple[Task, list[str]]:
+    """Add labels to a task's label set (after the task type has checked the new set).
+    Returns the task and the labels added. Labels are only ever added: removing or renaming
+    one would change the meaning of the labels and predictions already stored."""
+    from doctagger.plugins import get_task_type
+
+    task = index.task(name)
+    new = parse_labels(labels)
+    present = [label for label in new if label in task.labels]
+    if present:
+        raise InvalidLabelError(f"task '{name}' already has the label{'s' if len(present) > 1 else ''} "
+                                f"{', '.join(present)}")
+    full = task.labels + new
+    get_task_type(task.type).check_labels(full, multi_label=task.multi_label, level=task.level)
+    with index.write("adding labels to a task") as db:
+        db.execute("update tasks set labels = ? where id = ?",
+                   [json.dumps(full, ensure_ascii=False), task.id])
+    task.labels = full
+    return task, new
 
 
 def _summary(index: Index, row: dict) -> dict:

@@ -186,3 +186,38 @@ def test_every_tasks_command_has_help(fakes, invoke):
             if param.param_type_name == "option":
                 assert param.help, f"{name} {param.name}"
         assert invoke("tasks", name, "--help").exit_code == 0
+
+
+def test_add_labels(fakes, invoke, index):
+    invoke("tasks", "create", "topic", "--type", "fakeclass", "--labels", "legal,medical")
+    r = invoke("tasks", "add-labels", "topic", "financial,tax", "other")
+    assert r.exit_code == 0, r.output
+    assert "Added financial, tax, other to task 'topic': its labels are now legal, medical, " \
+           "financial, tax, other." in r.output
+    assert "active model" not in r.output  # none yet
+    assert index.task("topic").labels == ["legal", "medical", "financial", "tax", "other"]
+
+    r = invoke("tasks", "add-labels", "topic", "medical,new")
+    assert r.exit_code == 1 and "task 'topic' already has the label medical" in r.output
+    assert "new" not in index.task("topic").labels  # all or nothing
+    r = invoke("tasks", "add-labels", "nope", "x")
+    assert r.exit_code == 1 and "no task 'nope' in the index" in r.output
+    r = invoke("tasks", "add-labels", "topic", " , ")
+    assert r.exit_code == 1 and "give at least one label" in r.output
+    r = invoke("tasks", "add-labels", "topic", "forbidden", "--json")
+    assert r.exit_code == 1 and "forbidden" in r.output  # the task type checks the new set
+    assert "forbidden" not in index.task("topic").labels
+    r = invoke("tasks", "add-labels", "topic", "z", "--json")
+    assert r.exit_code == 0 and json.loads(r.output)["labels"][-1] == "z"
+
+
+def test_add_labels_says_the_active_model_does_not_know_them(fakes, invoke, index):
+    from tests.fakes import add_model
+
+    invoke("tasks", "create", "topic", "--type", "fakeclass", "--labels", "legal,medical")
+    add_model(index, "topic", 1)
+    r = invoke("tasks", "add-labels", "topic", "tax")
+    assert r.exit_code == 0, r.output
+    assert "Its active model does not know the new label: label some items with it " \
+           "('doctagger label topic' or 'doctagger import'), then 'doctagger train topic'." \
+        in r.output

@@ -1,4 +1,4 @@
-"""The ``tasks`` group: create, list, show and delete labelling schemes."""
+"""The ``tasks`` group: create, list, show, add labels to and delete labelling schemes."""
 from __future__ import annotations
 
 import click
@@ -128,6 +128,37 @@ def show(name, json_):
     if unused and info["labelled"]:
         click.echo(f"\nNo examples yet for: {', '.join(unused)}. A model cannot learn a label "
                    "it has never seen; label some with 'doctagger label' or 'doctagger import'.")
+
+
+@tasks.command(name="add-labels")
+@click.argument("name")
+@click.argument("labels", nargs=-1, required=True, metavar="LABEL[,LABEL...]...")
+@json_option
+def add_labels(name, labels, json_):
+    """Add labels to task NAME (labels can be added, not removed or renamed).
+
+    The labels and models already stored keep their meaning; a model trained before does
+    not know the new labels: label some items with them, then train again.
+
+    \b
+    Examples:
+      doctagger tasks add-labels topic legal
+      doctagger tasks add-labels entities PRODUCT,EVENT
+    """
+    from doctagger.tasks import add_labels as add, show_task
+
+    index = get_index()
+    task, added = add(index, name, labels)
+    if json_:
+        echo_json(show_task(index, task.name))
+        return
+    click.echo(f"Added {', '.join(added)} to task '{task.name}': its labels are now "
+               f"{', '.join(task.labels)}.")
+    if index.task_row(task.name)["active_model_id"] is not None:
+        click.echo(f"Its active model does not know the new label"
+                   f"{'s' if len(added) > 1 else ''}: label some items with "
+                   f"{'them' if len(added) > 1 else 'it'} ('doctagger label {task.name}' or "
+                   f"'doctagger import'), then 'doctagger train {task.name}'.")
 
 
 @tasks.command(name="delete")
