@@ -16,7 +16,7 @@ import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from doctagger.errors import IndexLockedError, NotFoundError
+from doctagger.errors import IndexLockedError, InvalidInputError, NotFoundError
 from doctagger.hashing import now, text_hash  # noqa: F401 (re-exported)
 from doctagger.migrations import migrations, pending_names
 
@@ -57,20 +57,31 @@ class Index:
         self.path = resolve_index_path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self.db_path = self.path / DB_NAME
+        if self.db_path.is_dir():
+            raise InvalidInputError(f"{self.db_path} is a folder, not a database: point "
+                                    "--index (or DOCTAGGER_INDEX) at another folder")
         conn = sqlite3.connect(str(self.db_path), timeout=BUSY_TIMEOUT_MS / 1000,
                                check_same_thread=False)
         # Driver autocommit: transactions are explicit (write() / db.atomic()), so no
         # implicit transaction ever holds the write lock behind our back.
         conn.isolation_level = None
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA foreign_keys = ON")
-        # As sqlite_utils.Database sets it: a REPLACE that deletes a row fires its delete
-        # triggers (which keep chunks_fts in step).
-        conn.execute("PRAGMA recursive_triggers = ON")
         self.conn = conn
         self._savepoints = itertools.count(1)
-        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            conn.execute("PRAGMA journal_mode = wal")
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            # As sqlite_utils.Database sets it: a REPLACE that deletes a row fires its
+            # delete triggers (which keep chunks_fts in step).
+            conn.execute("PRAGMA recursive_triggers = ON")
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode = wal")
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise
+            raise InvalidInputError(
+                f"{self.db_path} is not a doctagger index (SQLite: {exc}); point --index (or "
+                "DOCTAGGER_INDEX) at another folder, or move that file away") from exc
         conn.execute("PRAGMA synchronous = NORMAL")
         if pending_names(conn):
             # Under the write lock, and checked again: two processes opening a new index

@@ -188,3 +188,18 @@ def test_migrations_build_an_empty_database_and_are_idempotent(tmp_path):
     conn = sqlite3.connect(tmp_path / "idx" / "doctagger.db")
     assert conn.execute("pragma foreign_key_check").fetchall() == []
     conn.close()
+
+
+def test_an_index_folder_holding_something_else(invoke, tmp_path):
+    """A doctagger.db that is not a database (or is a folder) is the user's mistake: one
+    line naming the file, not an 'unexpected error'."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "doctagger.db").write_text("my notes")
+    r = invoke("--index", tmp_path / "a", "status")
+    assert r.exit_code == 1
+    assert f"Error: {tmp_path / 'a' / 'doctagger.db'} is not a doctagger index (SQLite: file " \
+           "is not a database); point --index (or DOCTAGGER_INDEX) at another folder" in r.output
+    assert (tmp_path / "a" / "doctagger.db").read_text() == "my notes"  # left as it was
+    (tmp_path / "b" / "doctagger.db").mkdir(parents=True)
+    r = invoke("--index", tmp_path / "b", "docs")
+    assert r.exit_code == 1 and "doctagger.db is a folder, not a database" in r.output
