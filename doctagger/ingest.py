@@ -233,6 +233,9 @@ def _decide(index: Index, files: list[Path], force: bool,
             job.action = "reextracted" if row["sha256"] == job.sha256 else "changed"
             jobs.append(job)
             continue
+        if not st.st_size:  # every empty file has the same hash: each is its own failure
+            jobs.append(job)
+            continue
         if job.sha256 in claimed:
             done.append(FileResult(key, "duplicate", "ok", duplicate_of=claimed[job.sha256]))
             continue
