@@ -4,8 +4,11 @@
 - Everything else, first-party task types included, comes from the ``doctagger``
   entry-point group. ``DOCTAGGER_LOAD_PLUGINS`` (comma-separated distribution or
   entry-point names; empty = none) limits which load, like ``LLM_LOAD_PLUGINS``.
-- A plugin that fails to import, or whose hook raises, is recorded in ``failures()`` and
-  reported by ``doctagger plugins``; the rest keeps working.
+- A plugin that fails to import or to register (a bad hook signature), or whose hook
+  raises (``sys.exit()`` included), is recorded in ``failures()`` with its stage and
+  reported by ``doctagger plugins``; the rest keeps working. Errors that a missing plugin
+  explains (an unknown task type or command) say which plugin failed and why (those
+  messages and the listing are in :mod:`doctagger.plugin_report`).
 """
 from __future__ import annotations
 
@@ -21,6 +24,10 @@ from doctagger.errors import PluginError
 ENTRY_POINT_GROUP = "doctagger"
 ENV_ALLOW = "DOCTAGGER_LOAD_PLUGINS"
 ESSENTIAL_PLUGINS = ("doctagger.extractors",)
+#: longest plugin error kept (before the hint of what to do), in characters
+MAX_ERROR = 300
+#: stages after which a plugin provides nothing at all
+LOAD_STAGES = ("import", "register")
 
 
 @dataclass
@@ -28,7 +35,25 @@ class PluginFailure:
     name: str
     distribution: str | None
     error: str
-    stage: str = "import"  # import | register_task_types | register_extractors | register_commands
+    # import | register (pluggy refused the hooks) | register_task_types |
+    # register_extractors | register_commands
+    stage: str = "import"
+
+    @property
+    def label(self) -> str:
+        """How messages name the plugin: its distribution, else its entry-point name."""
+        return self.distribution or self.name
+
+    def what_failed(self) -> str:
+        return _WHAT_FAILED.get(self.stage, f"failed in {self.stage}")
+
+
+_WHAT_FAILED = {
+    "import": "failed to load", "register": "failed to load",
+    "register_task_types": "failed to register its task types",
+    "register_extractors": "failed to register its extractors",
+    "register_commands": "failed to register its commands",
+}
 
 
 @dataclass
@@ -40,6 +65,10 @@ class _State:
     task_type_owner: dict[str, str] = field(default_factory=dict)
     extractors: list | None = None
     extractor_owner: dict[str, str] = field(default_factory=dict)
+    installed: list[tuple[str, str | None]] = field(default_factory=list)  # every entry point
+    excluded: list[tuple[str, str | None]] = field(default_factory=list)  # not allowed
+    unmatched: list[str] = field(default_factory=list)  # allow-list names matching nothing
+    ran: set[str] = field(default_factory=set)  # hooks called since the last (un)register
 
 
 _state: _State | None = None
@@ -49,16 +78,46 @@ def _normalise(name: str) -> str:
     return name.strip().lower().replace("_", "-")
 
 
-def _allowed() -> set[str] | None:
+def _allowed_names() -> list[str] | None:
     value = os.environ.get(ENV_ALLOW)
     if value is None:
         return None
-    return {_normalise(n) for n in value.split(",") if n.strip()}
+    return [n.strip() for n in value.split(",") if n.strip()]
 
 
-def _one_line(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}".strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+def _one_line(exc: BaseException, limit: int = MAX_ERROR) -> str:
+    """``Type: message`` on one line (newlines flattened, at most ``limit`` characters),
+    then what to do where the host knows it."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split()).rstrip(":")
+    if len(text) > limit:
+        text = text[:limit - 1].rstrip() + "…"
+    hint = _hint(exc)
+    return f"{text}; {hint}" if hint else text
+
+
+def _hint(exc: BaseException) -> str:
+    """What to do about a hook pluggy refused: the hookspec's argument names."""
+    import re
+
+    if not isinstance(exc, pluggy.PluginValidationError):
+        return ""
+    found = re.search(r"for hook '(\w+)'", str(exc))
+    spec = getattr(hookspecs, found.group(1), None) if found else None
+    if spec is None or "hookspec" not in str(exc):
+        return ""
+    import inspect
+
+    return (f"name the hook's arguments as the hookspec does: "
+            f"{spec.__name__}{inspect.signature(spec)}")
+
+
+def _record(st: _State, name: str, dist: str | None, exc: BaseException, stage: str) -> None:
+    if os.environ.get("DOCTAGGER_RAISE_ERRORS") and stage in LOAD_STAGES:
+        import traceback
+
+        traceback.print_exc()
+    if not any(f.name == name and f.stage == stage for f in st.failures):
+        st.failures.append(PluginFailure(name, dist or None, _one_line(exc), stage))
 
 
 def _load() -> _State:
@@ -67,27 +126,39 @@ def _load() -> _State:
     state = _State(pm=pm)
     for module_name in ESSENTIAL_PLUGINS:
         pm.register(importlib.import_module(module_name), name=module_name)
-    allowed = _allowed()
+    names = _allowed_names()
+    allowed = None if names is None else {_normalise(n) for n in names}
+    matched: set[str] = set()
     for ep in sorted(entrypoints.entry_points(ENTRY_POINT_GROUP), key=lambda e: e.name):
         dist = ep.dist.name if ep.dist else None
         version = ep.dist.version if ep.dist else ""
-        if allowed is not None and not (
-            _normalise(ep.name) in allowed or (dist and _normalise(dist) in allowed)
-        ):
-            continue
+        state.installed.append((ep.name, dist))
+        if allowed is not None:
+            hits = allowed & {_normalise(ep.name), _normalise(dist or ep.name)}
+            matched |= hits
+            if not hits:
+                state.excluded.append((ep.name, dist))
+                continue
         if pm.has_plugin(ep.name):
             continue
+        # a broken plugin must not break the CLI, not even with sys.exit()
         try:
             plugin = ep.load()
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            _record(state, ep.name, dist, exc, "import")
+            continue
+        try:
             pm.register(plugin, name=ep.name)
-        except Exception as exc:  # a broken plugin must not break the CLI
-            if os.environ.get("DOCTAGGER_RAISE_ERRORS"):
-                import traceback
-
-                traceback.print_exc()
-            state.failures.append(PluginFailure(ep.name, dist, _one_line(exc)))
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # pluggy validates every hook before registering any
+            _record(state, ep.name, dist, exc, "register")
             continue
         state.dists[ep.name] = (dist or "", version)
+    if names:
+        state.unmatched = list(dict.fromkeys(n for n in names if _normalise(n) not in matched))
     return state
 
 
@@ -125,6 +196,7 @@ def register_plugin(plugin, name: str) -> None:
     st.pm.register(plugin, name=name)
     st.task_types = None
     st.extractors = None
+    st.ran.clear()
 
 
 def unregister_plugin(name: str) -> None:
@@ -132,25 +204,32 @@ def unregister_plugin(name: str) -> None:
     plugin = st.pm.get_plugin(name)
     if plugin is not None:
         st.pm.unregister(plugin)
+    st.failures = [f for f in st.failures if f.name != name]
     st.task_types = None
     st.extractors = None
+    st.ran.clear()
 
 
-def call_each(hook_name: str, **kwargs) -> None:
+def call_each(hook_name: str, _before=None, **kwargs) -> None:
     """Call every implementation of a hook on its own, so that one plugin's failure is
-    recorded against it and does not stop the others."""
+    recorded against it and does not stop the others. ``_before(plugin_name)`` is called
+    before each implementation."""
     st = state()
+    st.ran.add(hook_name)
     caller = getattr(st.pm.hook, hook_name)
     for impl in reversed(caller.get_hookimpls()):
         args = {k: v for k, v in kwargs.items() if k in impl.argnames}
-        kwargs.get("_before", lambda name: None)(impl.plugin_name)
+        if _before is not None:
+            _before(impl.plugin_name)
         try:
             impl.function(**args)
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # SystemExit included: one plugin must not end the CLI
             if os.environ.get("DOCTAGGER_RAISE_ERRORS"):
                 raise
             dist = st.dists.get(impl.plugin_name, (None, ""))[0]
-            st.failures.append(PluginFailure(impl.plugin_name, dist, _one_line(exc), hook_name))
+            _record(st, impl.plugin_name, dist, exc, hook_name)
 
 
 def task_types() -> dict[str, object]:
@@ -177,11 +256,9 @@ def task_types() -> dict[str, object]:
 def get_task_type(name: str):
     types = task_types()
     if name not in types:
-        known = ", ".join(sorted(types)) or "none are installed"
-        raise PluginError(
-            f"no task type '{name}' (known: {known}); install the plugin that provides it "
-            "and check 'doctagger plugins'"
-        )
+        from doctagger.plugin_report import missing_task_type
+
+        raise PluginError(missing_task_type(name))
     return types[name]
 
 
@@ -202,42 +279,22 @@ def extractors() -> list:
     return st.extractors
 
 
+def run_commands_hook(cli=None) -> None:
+    """Call register_commands, if it has not run since plugins were (un)registered, on
+    ``cli`` (default: a scratch group) so that its failures are recorded."""
+    if "register_commands" not in state().ran:
+        if cli is None:
+            import click
+
+            cli = click.Group("doctagger")
+        call_each("register_commands", cli=cli)
+
+
 def failures() -> list[PluginFailure]:
+    """Every plugin failure, after running every hook stage (task types, extractors,
+    commands)."""
     st = state()
     task_types()
     extractors()
+    run_commands_hook()
     return list(st.failures)
-
-
-def plugin_info() -> list[dict]:
-    """What `doctagger plugins` shows: every loaded plugin, its hooks and what it provides,
-    then every plugin that failed."""
-    st = state()
-    types = task_types()
-    exts = extractors()
-    rows = []
-    for name, plugin in sorted(st.pm.list_name_plugin(), key=lambda item: item[0]):
-        if plugin is None:
-            continue
-        hooks = sorted(c.name for c in (st.pm.get_hookcallers(plugin) or []))
-        dist, version = st.dists.get(name, ("doctagger" if name in ESSENTIAL_PLUGINS else "", ""))
-        if name in ESSENTIAL_PLUGINS:
-            from doctagger import __version__ as version
-        rows.append({
-            "name": name,
-            "distribution": dist or None,
-            "version": version or None,
-            "essential": name in ESSENTIAL_PLUGINS,
-            "hooks": hooks,
-            "task_types": sorted(t for t in types if st.task_type_owner.get(t) == name),
-            "extractors": sorted(getattr(e, "name", repr(e)) for e in exts
-                                 if st.extractor_owner.get(getattr(e, "name", repr(e))) == name),
-            "error": None,
-        })
-    for failure in st.failures:
-        rows.append({
-            "name": failure.name, "distribution": failure.distribution, "version": None,
-            "essential": False, "hooks": [], "task_types": [], "extractors": [],
-            "error": f"{failure.stage}: {failure.error}",
-        })
-    return rows

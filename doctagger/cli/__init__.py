@@ -132,6 +132,17 @@ class DoctaggerGroup(click.Group):
             self._ensure_plugin_commands()
         return super().get_command(ctx, cmd_name)
 
+    def resolve_command(self, ctx, args):
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:  # "No such command 'X'.": say if a plugin failed
+            if exc.message.startswith("No such command"):
+                from doctagger.plugin_report import missing_command_hint
+
+                exc.message = " ".join(filter(None, [
+                    exc.message, missing_command_hint(str(args[0]))]))
+            raise
+
     def list_commands(self, ctx):
         if isinstance(self.commands, LazyCommands):
             self.commands.load_all()  # built-ins first: a plugin's command of the same name wins
