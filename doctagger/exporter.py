@@ -12,6 +12,9 @@ Predictions (``predictions=True``) come from the task's active model, or from ``
 (a version number), with ``score`` and ``model_version`` (and ``document``, ``page`` for
 chunk predictions) as extra fields: chunk predictions in document and chunk order; for a
 document-level task, the document tags of that model, one record per document.
+
+A record that a format cannot hold is refused with a message that names its document,
+page and chunk (``LabelRecord.origin``), so the user can find it with ``doctagger show``.
 """
 from __future__ import annotations
 
@@ -25,17 +28,47 @@ from doctagger.tasks import label_kind
 FORMATS = ("jsonl", "csv", "tsv", "conll")
 
 
+SUFFIXES = {"jsonl": "jsonl", "json": "jsonl", "ndjson": "jsonl", "csv": "csv", "tsv": "tsv",
+            "conll": "conll", "conllu": "conll", "bio": "conll", "iob": "conll"}
+
+
+def suffix_format(path) -> str | None:
+    """The export format an output file's suffix names (``.jsonl``, ``.json``, ``.ndjson``,
+    ``.csv``, ``.tsv``, ``.conll``, ``.conllu``, ``.bio``, ``.iob``); None for another
+    suffix or none."""
+    suffix = Path(str(path)).suffix.lower().lstrip(".")
+    return SUFFIXES.get(suffix)
+
+
 def format_for(path, fmt: str | None) -> str:
-    """The export format: ``fmt`` when given, else from the output file's suffix, else jsonl."""
+    """The export format: ``fmt`` when given, else from the output file's suffix, else
+    (no file, or a file with no suffix) jsonl. A suffix that names no format
+    (``out.xlsx``) is an InvalidInputError rather than JSONL in a file of another type."""
     if fmt:
         return fmt
     if path:
-        suffix = Path(str(path)).suffix.lower().lstrip(".")
-        aliases = {"json": "jsonl", "ndjson": "jsonl", "bio": "conll", "iob": "conll"}
-        suffix = aliases.get(suffix, suffix)
-        if suffix in FORMATS:
-            return suffix
+        found = suffix_format(path)
+        if found:
+            return found
+        suffix = Path(str(path)).suffix
+        if suffix:
+            raise InvalidInputError(unknown_suffix_message(suffix))
     return "jsonl"
+
+
+def unknown_suffix_message(suffix: str) -> str:
+    return (f"cannot tell the format from {suffix!r}; use .jsonl, .csv, .tsv or .conll, or "
+            "give --format")
+
+
+def _where(path: str, page: int | None, page_end: int | None, chunk_id: int | None) -> str:
+    """How an export message names a chunk label: ``/d/a.pdf, page 3, chunk 12`` (the chunk
+    id that ``doctagger show`` prints)."""
+    if chunk_id is None:
+        return f"{path}, an orphaned chunk label (its chunk changed on re-ingest)"
+    pages = "" if page is None else (
+        f", page {page}" if page_end in (None, page) else f", pages {page}-{page_end}")
+    return f"{path}{pages}, chunk {chunk_id}"
 
 
 def _document_record(index: Index, row: dict) -> dict:
@@ -54,22 +87,26 @@ def label_records(index: Index, task) -> list:
     from doctagger.formats import LabelRecord
 
     rows = index.query(
-        "select l.id, l.target, l.value, l.document_id, coalesce(c.text, l.text) as text "
+        "select l.id, l.target, l.value, l.document_id, coalesce(c.text, l.text) as text, "
+        "l.chunk_id, c.page, c.page_end, d.path "
         "from labels l left join chunks c on c.id = l.chunk_id "
+        "join documents d on d.id = l.document_id "
         "where l.task_id = ? order by l.id", [task.id])
     records, seen = [], set()
-    for n, r in enumerate(rows, 1):
+    for r in rows:
         value = json.loads(r["value"])
         if r["target"] == "chunk":
             key = (text_hash(r["text"]), json.dumps(value, sort_keys=True))
             if key in seen:
                 continue
             seen.add(key)
-            records.append(LabelRecord(line=0, value=value, text=r["text"]))
+            records.append(LabelRecord(line=0, value=value, text=r["text"], origin=_where(
+                r["path"], r["page"], r["page_end"], r["chunk_id"])))
             continue
         doc = index.one("select id, path, source from documents where id = ?",
                         [r["document_id"]])
-        records.append(LabelRecord(line=0, value=value, **_document_record(index, doc)))
+        records.append(LabelRecord(line=0, value=value, origin=doc["path"],
+                                   **_document_record(index, doc)))
     return records
 
 
@@ -113,17 +150,20 @@ def prediction_records(index: Index, task, version: int | None = None) -> list:
             else:
                 value, meta = tags[0]["label"], {"score": tags[0]["score"]}
             meta["model_version"] = model["version"]
-            records.append(LabelRecord(line=0, value=value, meta=meta,
+            records.append(LabelRecord(line=0, value=value, meta=meta, origin=doc["path"],
                                        **_document_record(index, doc)))
         return records
     rows = index.query(
-        "select p.value, p.score, c.text, c.page, d.path from predictions p "
+        "select p.value, p.score, c.text, c.page, c.page_end, c.id as chunk_id, d.path "
+        "from predictions p "
         "join chunks c on c.id = p.chunk_id join documents d on d.id = c.document_id "
         "where p.model_id = ? order by c.document_id, c.seq", [model["id"]])
     for r in rows:
-        records.append(LabelRecord(line=0, value=json.loads(r["value"]), text=r["text"], meta={
-            "score": r["score"], "model_version": model["version"], "document": r["path"],
-            "page": r["page"]}))
+        meta = {"score": r["score"], "model_version": model["version"], "document": r["path"],
+                "page": r["page"]}
+        records.append(LabelRecord(line=0, value=json.loads(r["value"]), text=r["text"],
+                                   meta=meta, origin=_where(r["path"], r["page"],
+                                                            r["page_end"], r["chunk_id"])))
     return records
 
 
@@ -145,5 +185,5 @@ def export_labels(index: Index, task_name: str, fh, *, fmt: str = "jsonl",
     return write_labels(records, fh, fmt, kind=kind, multi_label_separator=separator)
 
 
-__all__ = ["FORMATS", "format_for", "label_records", "prediction_records", "model_row",
+__all__ = ["FORMATS", "format_for", "suffix_format", "label_records", "prediction_records", "model_row",
            "export_labels"]

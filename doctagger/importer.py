@@ -12,7 +12,13 @@ number and nothing from the file is imported. The matching rules are in docs/lab
   a span that crosses a chunk boundary is cut at it (counted in a warning);
 - document-level tasks: ``path`` records name a document by path (exact, relative to the
   import file's folder, relative to the current folder, a unique path suffix) or sha256;
-  ``text`` records label the imported document made of the text.
+  failing those, when the path names an existing file, by that file's content (sha256):
+  ingest skips a copy of an ingested file, so its path is not in the index, but its
+  content is (a warning says "matched by content"). ``text`` records label the imported
+  document made of the text.
+- a CoNLL record whose entity type the task refuses is reported on the line of that
+  entity's first token (:func:`doctagger.formats.base.problem_line`), not the sentence's
+  first line.
 """
 from __future__ import annotations
 
@@ -24,6 +30,7 @@ from typing import Any, Callable, Iterable
 
 from doctagger.errors import DoctaggerError, ImportFormatError, InvalidInputError, \
     NotFoundError
+from doctagger.formats.base import problem_line
 from doctagger.index import Index, text_hash
 from doctagger.labels import SOURCES, save_label
 from doctagger.tasks import label_kind
@@ -115,12 +122,21 @@ class _Import:
         self.stored: dict[str, int] = {}  # text hash -> document stored by this import
         self.conflict_lines: list[tuple[int, int]] = []
         self.cut_lines: list[int] = []
+        self.copies: list[tuple[int, str, str]] = []  # (line, path given, document's path)
+        self.line = 0  # the line of the record being added
 
     # -- one record ----------------------------------------------------------------------
     def add(self, record) -> None:
+        self.line = record.line
         try:
             for chunk_id, document_id, value in self._targets(record):
-                value = self.task_type.validate(self.task, value)
+                try:
+                    value = self.task_type.validate(self.task, value)
+                except DoctaggerError as exc:
+                    # a CoNLL sentence: the line of the token whose tag is refused
+                    line = problem_line(record,
+                                        lambda v: self.task_type.validate(self.task, v))
+                    raise ImportFormatError(self.path, line, str(exc)) from None
                 self._save(record.line, chunk_id, document_id, value)
         except ImportFormatError:
             raise
@@ -228,9 +244,31 @@ class _Import:
                                             "documents; give more of it")
             if rows:
                 return [r["id"] for r in rows]
+        rows = self._same_content(ref, candidates)
+        if rows:
+            self.copies.append((self.line, ref, rows[0]["path"]))
+            return [r["id"] for r in rows]
         raise NotFoundError(f"no document in the index matches the path {ref!r}; ingest it "
                             "first, or write its path as 'doctagger docs' lists it (or its "
                             "sha256)")
+
+    def _same_content(self, ref: str, candidates: list[str]) -> list[dict]:
+        """The documents whose content (sha256, as ingest hashes files) equals the file that
+        ``ref`` names, when it exists: a file that ingest skipped as a duplicate of another
+        path. [] when there is no such file or no such document."""
+        from doctagger.ingest import file_sha256
+
+        for candidate in candidates[1:] + [ref]:  # import file's folder, current folder
+            path = Path(candidate).expanduser()
+            try:
+                if not path.is_file():
+                    continue
+                digest = file_sha256(path)
+            except OSError:
+                continue
+            return self.index.query("select id, path from documents where sha256 = ? "
+                                    "order by id", [digest])
+        return []
 
     def _save(self, line: int, chunk_id: int | None, document_id: int | None, value) -> None:
         key = ("chunk", chunk_id) if chunk_id is not None else ("document", document_id)
@@ -279,6 +317,11 @@ class _Import:
                 f"{name}: {len(self.conflict_lines)} record(s) give a different label to an "
                 f"item an earlier line labelled; the later line wins: {shown}{more}. "
                 "Check these labels")
+        if self.copies:
+            shown = "; ".join(f"{ref} is a copy of {path} (line {line})"
+                              for line, ref, path in self.copies[:MAX_LISTED])
+            more = "; ..." if len(self.copies) > MAX_LISTED else ""
+            result.warnings.append(f"{name}: matched by content: {shown}{more}")
         if self.cut_lines:
             shown = ", ".join(map(str, self.cut_lines[:MAX_LISTED]))
             more = ", ..." if len(self.cut_lines) > MAX_LISTED else ""

@@ -268,7 +268,7 @@ def test_json_array_file(tmp_path):
     assert [(r.line, r.value) for r in recs] == [(2, "x"), (4, "y")]
     e = bad(put(tmp_path, "b.json", '[\n {"text": "a", "label": "x"},\n {"text": }\n]'))
     assert e.line == 3
-    assert read_labels(put(tmp_path, "e.json", "[]"), kind="class") == []
+    assert "the file is empty" in str(bad(put(tmp_path, "e.json", "[]")))
 
 
 # ---------------------------------------------------------------- CoNLL
@@ -376,10 +376,22 @@ def test_utf16_and_binary(tmp_path):
         read_labels(put(tmp_path, "x.csv", b"%PDF\x00\x01"), kind="class")
 
 
-def test_empty_files_warn(tmp_path):
-    for name in ("e.jsonl", "e.conll"):
-        recs = read_labels(put(tmp_path, name, "\n\n"), kind="spans")
-        assert recs == [] and "no labelled records" in recs.warnings[-1]
+@pytest.mark.parametrize("name, content", [
+    ("e.jsonl", "\n\n"), ("e.jsonl", ""), ("e.conll", "\n\n"), ("d.conll", "-DOCSTART- O\n\n"),
+    ("e.csv", ""), ("e.csv", "\n \n"), ("h.csv", "text,spans\n\n")])
+def test_empty_files_are_an_error_in_every_format(tmp_path, name, content):
+    """A label file with no record is most likely a mistake: one error, whatever the format
+    (it was an error for CSV and only a warning for JSONL and CoNLL)."""
+    e = bad(put(tmp_path, name, content), kind="spans")
+    assert e.line is None and "the file is empty" in str(e)
+    assert str(e).startswith(str(tmp_path / name) + ": the file is empty")
+    assert "\n" not in str(e)
+
+
+def test_all_records_rejected_is_not_empty(tmp_path):
+    p = put(tmp_path, "r.jsonl", '{"text": "a", "label": "x", "answer": "reject"}\n')
+    recs = read_labels(p, kind="class")
+    assert recs == [] and recs.skipped == 1 and "no labelled records" in recs.warnings[-1]
 
 
 # ---------------------------------------------------------------- writing and round trips
@@ -426,8 +438,13 @@ def test_write_conll():
 
 
 def test_write_errors():
-    with pytest.raises(InvalidInputError, match="jsonl"):
-        dump([LabelRecord(1, [sp(0, 3, "ORG")], "Apple")], "conll", "spans")
+    with pytest.raises(InvalidInputError, match="-DOCSTART-.*export as jsonl"):
+        dump([LabelRecord(1, [sp(0, 3, "ORG")], "Bob -DOCSTART- x")], "conll", "spans")
+    with pytest.raises(InvalidInputError, match="^record 1 .line 7.: the text holds"):
+        dump([LabelRecord(7, [], "-DOCSTART-")], "conll", "spans")
+    with pytest.raises(InvalidInputError, match="^/d/a.pdf, page 2, chunk 9: the entity label"):
+        dump([LabelRecord(0, [sp(0, 3, "A B")], "Bob", origin="/d/a.pdf, page 2, chunk 9")],
+             "conll", "spans")
     with pytest.raises(InvalidInputError, match="NER"):
         dump(CLASS_RECS, "conll", "class")
     with pytest.raises(InvalidLabelError):
@@ -442,6 +459,71 @@ def test_write_errors():
         dump([LabelRecord(1, "x", "t", meta={"label": "y"})], "csv", "class")
     with pytest.raises(InvalidInputError, match="meta"):
         dump([LabelRecord(1, "x", "t", meta={"answer": "reject"})], "jsonl", "class")
+
+
+def test_write_conll_splits_tokens_at_span_edges(tmp_path):
+    """A span need not fall on white space: the token is cut at the span's start and end,
+    as the terminal UI's "+ United States = LOC" marks a word without its full stop."""
+    text = "He moved to the United States. (Acme)Corp sued."
+    spans = [sp(16, 29, "LOC"), sp(32, 36, "ORG"), sp(37, 41, "ORG")]
+    out = dump([LabelRecord(0, spans, text)], "conll", "spans")
+    assert out == ("He\tO\nmoved\tO\nto\tO\nthe\tO\nUnited\tB-LOC\nStates\tI-LOC\n.\tO\n"
+                   "(\tO\nAcme\tB-ORG\n)\tO\nCorp\tB-ORG\nsued.\tO\n\n")
+    # Read back: the same entities on the same words, in text with the tokens spaced out.
+    back = read_labels(put(tmp_path, "x.conll", out), kind="spans")
+    assert back[0].text == "He moved to the United States . ( Acme ) Corp sued."
+    assert [(back[0].text[s["start"]:s["end"]], s["label"]) for s in back[0].value] == [
+        ("United States", "LOC"), ("Acme", "ORG"), ("Corp", "ORG")]
+    # Adjacent spans of one type inside one word stay two entities; a span that starts or
+    # ends in white space covers the words in it; a span of white space only is left out.
+    out = dump([LabelRecord(0, [sp(0, 4, "ORG"), sp(4, 8, "ORG"), sp(8, 14, "PER"),
+                                sp(14, 15, "LOC")], "AcmeCorp  Bob  x")], "conll", "spans")
+    assert out == "Acme\tB-ORG\nCorp\tB-ORG\nBob\tB-PER\nx\tO\n\n"
+
+
+def test_describe_values_as_json():
+    from doctagger.formats.base import describe
+
+    assert [describe(v) for v in (None, True, 3, 2.5, "3", [1, 2], [], {"a": 1})] == [
+        "null", "true", "a number 3", "a number 2.5", 'a string "3"', "a list [1, 2]",
+        "an empty list []", 'an object {"a": 1}']
+    assert describe(["x" * 100]).endswith("...") and len(describe(["x" * 100])) < 80
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"text": "a", "label": null}', "a label must be a string (in double quotes), found null"),
+    ('{"text": "a", "label": 3}', "found a number 3"),
+    ('{"text": "a", "label": [1, 2]}', "found a number 1 in [1, 2]"),
+    ('{"text": "a", "label": {"x": 1}}', 'found an object {"x": 1}'),
+    ('{"text": 5, "label": "x"}', '"text" must be a string, found a number 5'),
+    ('"just text"', 'expected a JSON object {...}, found a string "just text"'),
+    ('[{"text": "a", "label": "x"}, [1, 2]]', "expected a JSON object {...}, found a list [1, 2]"),
+])
+def test_value_messages_describe_json_not_python(tmp_path, line, message):
+    e = bad(put(tmp_path, "v.jsonl", line + "\n"))
+    assert message in str(e)
+    assert not any(python in str(e) for python in ("NoneType", " int", "dict", "None"))
+
+
+def test_span_value_messages_describe_json(tmp_path):
+    def err(spans):
+        return str(bad(put(tmp_path, "s.jsonl", json.dumps({"text": "abcdef", "spans": spans})),
+                       kind="spans"))
+
+    assert "start must be an integer character offset, found null" in err(
+        [{"start": None, "end": 2, "label": "X"}])
+    assert 'found a string "0"' in err([{"start": "0", "end": 2, "label": "X"}])
+    assert "has no label (found a number 7)" in err([[0, 2, 7]])
+    assert "span 1 is a number 5" in err([5])
+    assert "spans must be a list" in err({"start": 0}) and 'found an object' in err({"a": 1})
+    e = bad(put(tmp_path, "m.jsonl", '{"text": "a", "labels": 3}\n'), kind="classes")
+    assert 'labels must be a list of strings such as ["a", "b"], found a number 3' in str(e)
+
+
+def test_conll_records_keep_each_entity_line(tmp_path):
+    recs = read_labels(put(tmp_path, "l.conll", "-DOCSTART- O\n\nBob\tB-PER\nsaw\tO\n"
+                                                "Acme\tB-ORG\nCorp\tI-ORG\n\nx\tO\n"), kind="spans")
+    assert [(r.line, r.span_lines) for r in recs] == [(3, [3, 5]), (8, [])]
 
 
 ROUND_TRIPS = [

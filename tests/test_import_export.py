@@ -187,8 +187,11 @@ def test_dry_run_writes_nothing(topic, invoke, index, tmp_path):
 
 
 def test_import_usage_errors(topic, invoke, tmp_path):
-    r = invoke("import", "topic", tmp_path / "missing.csv")
-    assert r.exit_code == 1 and "missing.csv: no such file" in r.output
+    r = invoke("import", "topic", tmp_path / "missing.csv")  # a usage error, as for ingest
+    assert r.exit_code == 2 and "Invalid value for 'FILE'" in r.output
+    assert "missing.csv' does not exist" in r.output
+    r = invoke("import", "topic", tmp_path)
+    assert r.exit_code == 2 and "is a directory" in r.output
     f = write(tmp_path / "l.csv", "text,label\na,legal\n")
     r = invoke("import", "nope", f)
     assert r.exit_code == 1 and "no task 'nope' in the index" in r.output
@@ -429,16 +432,157 @@ def test_export_errors(topic, ents, invoke, tmp_path):
 
 
 def test_failed_export_leaves_no_partial_file(ents, invoke, index, tmp_path):
+    """What CoNLL cannot hold (a -DOCSTART- word reads back as a document break) is
+    refused, naming the document, page and chunk, not "record 2"; nothing is written."""
     from doctagger.labels import save_label
 
-    _, (c1, c2) = add_document(index, "/d/a.pdf", ["Alice works.", "Acmeco sells."])
+    _, (c1, c2) = add_document(index, "/d/a.pdf", ["Alice works.", "-DOCSTART- Acme sells."])
     task = index.task("ents")
     save_label(index, task, [{"start": 0, "end": 5, "label": "PER"}], chunk_id=c1)
-    save_label(index, task, [{"start": 0, "end": 4, "label": "ORG"}], chunk_id=c2)
+    save_label(index, task, [{"start": 11, "end": 15, "label": "ORG"}], chunk_id=c2)
     out = tmp_path / "e.conll"
     r = invoke("export", "ents", "-o", out)
-    assert r.exit_code == 1 and "does not start and end on token boundaries" in r.output
+    assert r.exit_code == 1, r.output
+    assert r.output == (f"Error: /d/a.pdf, page 1, chunk {c2}: the text holds the word "
+                        "-DOCSTART-, which CoNLL reads as a document break; export as jsonl "
+                        "instead\n")
     assert list(tmp_path.glob("*.conll")) == [] and list(tmp_path.glob(".e.conll*")) == []
+    with index.write() as db:  # an orphaned label is named as such
+        db.execute("delete from chunks where id = ?", [c2])
+    r = invoke("export", "ents", "--format", "conll")
+    assert r.exit_code == 1
+    assert "Error: /d/a.pdf, an orphaned chunk label (its chunk changed on re-ingest): the " \
+           "text holds the word -DOCSTART-" in r.output
+
+
+def test_conll_export_splits_words_at_span_edges(ents, invoke, index, tmp_path):
+    """A span made in the terminal UI (`+ United States = LOC`) leaves the full stop out:
+    the CoNLL writer cuts "States." into "States" and ".", so the task exports whole, and
+    the file round-trips byte for byte."""
+    from doctagger.labels import save_label
+
+    text = "The firm moved from Canada to the United States. Acme(UK) did too."
+    _, (c1,) = add_document(index, "/d/a.pdf", [text])
+    spans = [{"start": 20, "end": 26, "label": "LOC"}, {"start": 34, "end": 47, "label": "LOC"},
+             {"start": 49, "end": 53, "label": "ORG"}, {"start": 54, "end": 56, "label": "LOC"}]
+    assert [text[s["start"]:s["end"]] for s in spans] == ["Canada", "United States", "Acme", "UK"]
+    save_label(index, index.task("ents"), spans, chunk_id=c1)
+    one = tmp_path / "one.conll"
+    r = invoke("export", "ents", "-o", one)
+    assert r.exit_code == 0, r.output
+    assert "Wrote 1 label of 'ents'" in r.output
+    assert one.read_text() == (
+        "The\tO\nfirm\tO\nmoved\tO\nfrom\tO\nCanada\tB-LOC\nto\tO\nthe\tO\n"
+        "United\tB-LOC\nStates\tI-LOC\n.\tO\nAcme\tB-ORG\n(\tO\nUK\tB-LOC\n)\tO\n"
+        "did\tO\ntoo.\tO\n\n")
+    second = tmp_path / "second"
+    invoke("--index", second, "tasks", "create", "ents", "--type", "fakener", "--labels",
+           "PER,ORG,LOC")
+    r = invoke("--index", second, "import", "ents", one)
+    assert r.exit_code == 0, r.output
+    with Index(second) as other:
+        (got_text, got), = labels(other, "ents").items()
+    assert [got_text[s["start"]:s["end"]] for s in got] == ["Canada", "United States", "Acme",
+                                                            "UK"]
+    r = invoke("--index", second, "export", "ents", "--format", "conll")
+    assert r.output.encode("utf-8") == one.read_bytes()
+
+
+def test_conll_unknown_entity_type_names_the_line_of_its_token(ents, invoke, index, tmp_path):
+    """The unknown type's own line, not the line its sentence starts on; a malformed tag
+    was already reported on its line."""
+    sentence = ["Alice\tB-PER", "met\tO", "Bob\tB-PER", "in\tO", "Paris\tB-LOC", ".\tO"]
+    lines = ["-DOCSTART-\tO", ""] + (sentence + [""]) * 9
+    assert lines[59 - 1] == "Alice\tB-PER" and lines[63 - 1] == "Paris\tB-LOC"
+    lines[63 - 1] = "Paris\tB-animal"  # the sentence starts on line 59, Bob is on line 61
+    f = write(tmp_path / "bad.conll", "\n".join(lines) + "\n")
+    before = counts(index)
+    r = invoke("import", "ents", f)
+    assert r.exit_code == 1, r.output
+    assert f"Error: {f}, line 63: unknown entity label 'animal'" in r.output
+    assert counts(index) == before
+    lines[63 - 1] = "Paris\tB_animal"
+    f = write(tmp_path / "bad2.conll", "\n".join(lines) + "\n")
+    r = invoke("import", "ents", f)
+    assert r.exit_code == 1 and f"{f}, line 63: unknown tag 'B_animal'" in r.output
+
+
+def test_a_copy_skipped_at_ingest_is_matched_by_content(fakes, invoke, index, tmp_path,
+                                                        monkeypatch):
+    """ingest skips a file whose content another ingested path holds ("1 duplicate"); a
+    label for the copy's path goes to the document with that content, with a warning."""
+    import shutil
+
+    from tests.fakes import make_pdf
+
+    invoke("tasks", "create", "kind", "--type", "fakeclass", "--labels", "memo,invoice",
+           "--level", "document")
+    monkeypatch.chdir(tmp_path)
+    original = make_pdf(tmp_path / "p8" / "a" / "abstract-001.pdf", [["An abstract."]])
+    (tmp_path / "p8" / "b").mkdir()
+    shutil.copy(original, tmp_path / "p8" / "b" / "abstract-001.pdf")
+    make_pdf(tmp_path / "other.pdf", [["Never ingested."]])
+    r = invoke("ingest", "p8")
+    assert r.exit_code == 0, r.output
+    assert "1 duplicate" in r.output
+    stored = index.scalar("select path from documents")
+    assert stored.endswith("p8/a/abstract-001.pdf")
+    f = write(tmp_path / "dup.csv", "path,label\np8/b/abstract-001.pdf,memo\n")
+    r = invoke("import", "kind", f)
+    assert r.exit_code == 0, r.output
+    assert (f"Warning: {f}: matched by content: p8/b/abstract-001.pdf is a copy of {stored} "
+            "(line 2)") in r.output
+    assert labels(index, "kind") == {f"doc:{stored}": "memo"}
+    # A file whose content is not in the index, or no file at all: the message as before.
+    for ref in ("other.pdf", "p8/c/abstract-001.pdf"):
+        f = write(tmp_path / "none.csv", f"path,label\n{ref},memo\n")
+        r = invoke("import", "kind", f)
+        assert r.exit_code == 1
+        assert f"{f}, line 2: no document in the index matches the path '{ref}'; ingest it " \
+               "first" in r.output
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"text": "fine", "label": null}', "a label must be a string (in double quotes), found null"),
+    ('{"text": "fine", "label": 3}', "found a number 3"),
+    ('{"text": "fine", "label": [1, 2]}', "found a number 1 in [1, 2]"),
+    ('{"text": ["fine"], "label": "legal"}', '"text" must be a string, found a list ["fine"]'),
+])
+def test_wrong_values_are_described_as_the_json_written(topic, invoke, tmp_path, line,
+                                                         message):
+    f = write(tmp_path / "v.jsonl", line + "\n")
+    r = invoke("import", "topic", f)
+    assert r.exit_code == 1
+    assert r.output.startswith(f"Error: {f}, line 1: ") and message in r.output
+    assert "NoneType" not in r.output and " int" not in r.output
+
+
+@pytest.mark.parametrize("name, content", [
+    ("empty.csv", ""), ("empty.jsonl", ""), ("blank.jsonl", "\n\n"), ("header.csv", "text,label\n"),
+    ("empty.conll", "\n")])
+def test_an_empty_label_file_is_an_error_in_every_format(topic, ents, invoke, index, tmp_path,
+                                                         name, content):
+    f = write(tmp_path / name, content)
+    r = invoke("import", "ents" if name.endswith(".conll") else "topic", f)
+    assert r.exit_code == 1
+    assert r.output.startswith(f"Error: {f}: the file is empty")
+    assert r.output.count("\n") == 1
+
+
+def test_export_refuses_a_suffix_it_cannot_tell_a_format_from(topic, invoke, index, tmp_path):
+    from doctagger.labels import save_label
+
+    _, (c1,) = add_document(index, "/d/a.pdf", ["one"])
+    save_label(index, index.task("topic"), "legal", chunk_id=c1)
+    r = invoke("export", "topic", "-o", tmp_path / "out.xlsx")
+    assert r.exit_code == 2
+    assert "Invalid value for '-o' / '--output': cannot tell the format from '.xlsx'; use " \
+           ".jsonl, .csv, .tsv or .conll, or give --format" in r.output
+    assert not (tmp_path / "out.xlsx").exists()
+    r = invoke("export", "topic", "-o", tmp_path / "out.xlsx", "--format", "csv")
+    assert r.exit_code == 0 and (tmp_path / "out.xlsx").read_text() == "text,label\none,legal\n"
+    r = invoke("export", "topic", "-o", tmp_path / "labels")  # no suffix: jsonl
+    assert r.exit_code == 0 and "(jsonl)" in r.output
 
 
 # -- predictions ---------------------------------------------------------------------------

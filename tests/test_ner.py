@@ -148,6 +148,19 @@ def test_validate_refuses(value, message):
         NERTaskType().validate(ner_task(), value)
 
 
+def test_unknown_entity_type_says_how_to_add_it(invoke, tmp_path):
+    """The message names the command that adds the type, with the real task and label,
+    and (CoNLL) the line of the token tagged with it."""
+    assert invoke("tasks", "create", "ents", "--type", "ner", "--labels", "PER,ORG").exit_code == 0
+    f = tmp_path / "bad.conll"
+    f.write_text("Alice\tB-PER\nsaw\tO\nthe\tO\ncat\tB-animal\n\n")
+    result = invoke("import", "ents", f)
+    assert result.exit_code == 1
+    assert result.output == (f"Error: {f}, line 4: unknown entity type 'animal' for task ents; "
+                             "use one of PER, ORG (or add it to the task: doctagger tasks "
+                             "add-labels ents animal)\n")
+
+
 @pytest.mark.parametrize("labels, kwargs, message", [
     (["PER"], {"level": "document"}, "chunk-level only"),
     (["PER"], {"multi_label": True}, "--multi-label does not apply"),

@@ -26,7 +26,7 @@ def _progress(records):
 
 @click.command(name="import")
 @click.argument("task")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["auto", "csv", "tsv", "jsonl", "conll"]),
               default="auto", show_default=True,
               help="File format; auto goes by the file name (.csv, .tsv, .jsonl, .conll) "
@@ -116,10 +116,14 @@ def export_cmd(task, fmt, output, predictions, model, separator):
       doctagger export entities --format conll -o entities.conll
       doctagger export topic --predictions --model 2 -o predictions.jsonl
     """
-    from doctagger.exporter import export_labels, format_for
+    from doctagger.exporter import export_labels, format_for, suffix_format, \
+        unknown_suffix_message
 
     if model is not None and not predictions:
         raise click.UsageError("--model picks whose predictions to export; add --predictions")
+    if output is not None and fmt is None and output.suffix and not suffix_format(output):
+        raise click.BadParameter(unknown_suffix_message(output.suffix),
+                                 param_hint="'-o' / '--output'")
     index = get_index()
     fmt = format_for(output, fmt)
     buffer = io.StringIO(newline="")

@@ -5,7 +5,8 @@ documents and write them in one transaction.
 
 ``read_labels`` reads the whole file and raises :class:`~doctagger.errors.ImportFormatError`
 (with the 1-based line) on the first malformed record, so a caller can import all or
-nothing. It returns a :class:`LabelFile`: a plain list of :class:`LabelRecord` that also
+nothing; a file with no record at all (empty, blank lines only, a CSV header only) is an
+ImportFormatError too, since an empty label file is most likely a mistake. It returns a :class:`LabelFile`: a plain list of :class:`LabelRecord` that also
 carries ``encoding`` (``"cp1252"``/``"latin-1"`` when the file was not valid UTF-8),
 ``scheme`` (CoNLL tagging scheme detected), ``skipped`` (Prodigy reject/ignore lines) and
 ``warnings`` (one-line messages to show the user).
@@ -22,7 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from doctagger.errors import InvalidInputError
+from doctagger.errors import ImportFormatError, InvalidInputError
 from doctagger.formats.base import KINDS, LabelFile, LabelRecord, check_kind
 from doctagger.formats.conll_format import TAG_RE, is_docstart, read_conll, split_columns, \
     write_conll
@@ -39,6 +40,13 @@ _SUFFIXES = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".json": "jsonl",
              ".ndjson": "jsonl", ".conll": "conll", ".conllu": "conll", ".bio": "conll",
              ".iob": "conll"}
 _ALIASES = {"tsv": "csv", "json": "jsonl", "ndjson": "jsonl"}
+_EMPTY = {  # a file with no record at all: most likely a mistake, so an error
+    "csv": "the file is empty: a header row and no labels below it; add one row per label",
+    "jsonl": 'the file is empty; write one JSON object a line, e.g. {"text": "...", '
+             '"label": "..."}',
+    "conll": "the file is empty; write one token and its tag a line, a blank line between "
+             "sentences",
+}
 
 
 def _looks_like_conll(path: Path) -> bool:
@@ -100,6 +108,8 @@ def read_labels(path, fmt: str = "auto", *, kind: str,
     ``"conll"``. ``kind``: ``"class"``, ``"classes"`` or ``"spans"``. Raises
     ImportFormatError for a malformed line, NotFoundError for a missing file,
     InvalidInputError for a bad argument or a format that cannot hold ``kind``.
+    A file with no record is an ImportFormatError ("the file is empty"); one whose records
+    are all Prodigy reject/ignore answers reads as an empty LabelFile with a warning.
     """
     check_kind(kind)
     delimiter = None
@@ -119,6 +129,8 @@ def read_labels(path, fmt: str = "auto", *, kind: str,
         result = read_jsonl(decoded.text, name, kind=kind)
     else:
         result = read_conll(decoded.text, name)
+    if not result and not result.skipped:
+        raise ImportFormatError(name, None, _EMPTY[fmt])
     result.path = name
     result.encoding = decoded.encoding
     result.warnings[:0] = decoded.warnings

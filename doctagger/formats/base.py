@@ -14,12 +14,14 @@ refuse it, as an empty label, since a label always has an answer.
 
 The ``normalize_*`` helpers raise :class:`ValueProblem` (a plain ``ValueError``) with a
 one-line message; readers turn it into ``ImportFormatError`` with the line number, writers
-into ``InvalidLabelError``.
+into ``InvalidLabelError``. Messages describe a wrong value as the JSON the user wrote
+(:func:`describe`: ``null``, ``a number 3``, ``a list [1, 2]``), never as a Python type.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from doctagger.errors import InvalidInputError
 
@@ -35,6 +37,31 @@ class LabelRecord:
     text: str | None = None  # the text labelled (None when the record names a document)
     path: str | None = None  # document records: a file path or a sha256 hex digest
     meta: dict = field(default_factory=dict)  # any extra fields ("id", "score", ...)
+    # CoNLL: the line of each span's first token, parallel to ``value`` (see problem_line)
+    span_lines: list[int] | None = field(default=None, compare=False)
+    # where the record comes from, for writers' messages ("/d/a.pdf, page 3, chunk 12");
+    # not written. Without it a message says "record N".
+    origin: str | None = field(default=None, compare=False)
+
+    def where(self, n: int) -> str:
+        """How a message names this record, the ``n``-th written."""
+        if self.origin:
+            return self.origin
+        return f"record {n}" + (f" (line {self.line})" if self.line else "")
+
+
+def problem_line(record: LabelRecord, check: Callable[[Any], Any]) -> int:
+    """The line to name when ``check`` (e.g. a task type's ``validate``) refuses
+    ``record.value``: for a CoNLL record, the line of the first span that ``check`` refuses
+    on its own (the token whose tag is wrong), else ``record.line``."""
+    lines = record.span_lines
+    if lines and isinstance(record.value, list) and len(lines) == len(record.value):
+        for span, line in zip(record.value, lines):
+            try:
+                check([span])
+            except Exception:  # noqa: BLE001 - any refusal names this span
+                return line
+    return record.line
 
 
 class LabelFile(list):
@@ -49,7 +76,7 @@ class LabelFile(list):
       or ``"BIOES"`` (``None`` for other formats);
     - ``skipped``: records deliberately left out (Prodigy ``answer: reject/ignore``);
     - ``warnings``: one-line messages the caller should show the user (encoding fallback,
-      skipped records, lenient tag repairs, an empty file).
+      skipped records, lenient tag repairs, every record skipped).
 
     It compares equal to a plain list of the same records.
     """
@@ -82,13 +109,42 @@ def check_kind(kind: str) -> str:
     return kind
 
 
+def _json(value: Any) -> str:
+    try:
+        shown = json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        shown = str(value)
+    return shown if len(shown) <= 60 else shown[:57] + "..."
+
+
+def describe(value: Any) -> str:
+    """A value as the user wrote it in JSON: ``null``, ``true``, ``a number 3``,
+    ``a string "3"``, ``a list [1, 2]``, ``an object {"a": 1}`` (long ones cut short)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    shown = _json(value)
+    if isinstance(value, (int, float)):
+        return f"a number {shown}"
+    if isinstance(value, str):
+        return f"a string {shown}"
+    if isinstance(value, (list, tuple)):
+        return f"a list {shown}" if value else "an empty list []"
+    if isinstance(value, dict):
+        return f"an object {shown}"
+    return shown
+
+
 def _looks_like_spans(value: Any) -> bool:
     return isinstance(value, list) and any(isinstance(v, (dict, list, tuple)) for v in value)
 
 
-def _class_name(value: Any) -> str:
+def _class_name(value: Any, within: Any = None) -> str:
     if not isinstance(value, str):
-        raise ValueProblem(f"a label must be a string, found {type(value).__name__} {value!r}")
+        inside = f" in {_json(within)}" if within is not None else ""
+        raise ValueProblem(f"a label must be a string (in double quotes), found "
+                           f"{describe(value)}{inside}")
     name = value.strip()
     if not name:
         raise ValueProblem("empty label; give every record a label or remove it")
@@ -101,7 +157,7 @@ def normalize_class(value: Any) -> str:
         raise ValueProblem("this label looks like NER spans but the task expects one class "
                            "label; import it into an NER task")
     if isinstance(value, list):
-        names = sorted({_class_name(v) for v in value})
+        names = sorted({_class_name(v, value) for v in value})
         if not names:
             raise ValueProblem("empty label list; give every record a label or remove it")
         if len(names) > 1:
@@ -120,14 +176,15 @@ def normalize_classes(value: Any) -> list[str]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list):
-        raise ValueProblem(f"labels must be a list of strings, found {type(value).__name__}")
-    return sorted({_class_name(v) for v in value})
+        raise ValueProblem(f'labels must be a list of strings such as ["a", "b"], found '
+                           f"{describe(value)}")
+    return sorted({_class_name(v, value) for v in value})
 
 
 def _int(v: Any, what: str, n: int) -> int:
     if isinstance(v, bool) or not isinstance(v, int):
         raise ValueProblem(f"span {n}: {what} must be an integer character offset, "
-                           f"found {v!r}")
+                           f"found {describe(v)}")
     return v
 
 
@@ -141,25 +198,25 @@ def normalize_spans(value: Any, text: str | None) -> list[dict]:
                            "import it into a classification task")
     if not isinstance(value, list):
         raise ValueProblem("spans must be a list of {start, end, label} objects or "
-                           "[start, end, label] triples")
+                           f"[start, end, label] triples, found {describe(value)}")
     out: dict[tuple, dict] = {}
     for n, item in enumerate(value, 1):
         if isinstance(item, dict):
-            start = item.get("start", item.get("start_offset"))
-            end = item.get("end", item.get("end_offset"))
-            label = item.get("label")
-            if start is None or end is None or label is None:
+            keys = [next((k for k in names if k in item), None)
+                    for names in (("start", "start_offset"), ("end", "end_offset"), ("label",))]
+            if None in keys:
                 raise ValueProblem(f"span {n} needs 'start', 'end' and 'label' keys, found "
                                    f"{', '.join(map(str, item)) or 'none'}")
+            start, end, label = (item[k] for k in keys)
         elif isinstance(item, (list, tuple)) and len(item) == 3:
             start, end, label = item
         else:
-            raise ValueProblem(f"span {n} is {item!r}; write spans as {{\"start\": 0, "
+            raise ValueProblem(f"span {n} is {describe(item)}; write spans as {{\"start\": 0, "
                                f"\"end\": 5, \"label\": \"ORG\"}} or [0, 5, \"ORG\"]")
         start, end = _int(start, "start", n), _int(end, "end", n)
         if not isinstance(label, str) or not label.strip():
-            raise ValueProblem(f"span {n} has no label (found {label!r}); give every span a "
-                               "label name")
+            raise ValueProblem(f"span {n} has no label (found {describe(label)}); give every "
+                               "span a label name")
         label = label.strip()
         if not 0 <= start < end:
             raise ValueProblem(f"span {n} [{start}, {end}) is empty or negative; start must be "

@@ -21,12 +21,22 @@ close it. In a BIO/BIOES file an entity that begins with ``I-`` is a repair, cou
 warning.
 
 Writing: BIO tags, ``token<TAB>tag`` lines and a blank line after each sentence; tokens are
-the text split on whitespace. A span that does not start and end on token boundaries cannot
-be written (InvalidInputError: export as jsonl). ``path`` and ``meta`` are not written.
+the text split on white space and also at every span start and end inside a word, so every
+span can be written: ``United States.`` with ``United States`` a LOC gives ``United``,
+``States``, ``.`` (read back, that sentence's text is ``United States .``). A span of white
+space only has no token and is left out, as import drops it. A text holding a word that
+starts with ``-DOCSTART-``, or an entity label with white space, cannot be written
+(InvalidInputError: export as jsonl); messages name the record by ``LabelRecord.origin``
+(the document, page and chunk) when it is set. ``path`` and ``meta`` are not written.
+
+Reading keeps the line of each entity's first token in ``LabelRecord.span_lines``, so an
+entity type the task does not know is reported on the line where it is tagged
+(:func:`doctagger.formats.base.problem_line`).
 """
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from typing import Iterable
 
 from doctagger.errors import ImportFormatError, InvalidInputError, InvalidLabelError
@@ -48,15 +58,16 @@ def is_docstart(line: str) -> bool:
 
 
 def read_conll(text: str, name: str) -> LabelFile:
-    sentences: list[tuple[int, list[str], list[tuple[str | None, str | None]]]] = []
+    # a sentence: (its tokens' lines, tokens, tags)
+    sentences: list[tuple[list[int], list[str], list[tuple[str | None, str | None]]]] = []
+    lines: list[int] = []
     tokens: list[str] = []
     tags: list[tuple[str | None, str | None]] = []
-    first = 0
     for n, line in enumerate(split_lines(text), 1):
         if not line.strip() or is_docstart(line):
             if tokens:
-                sentences.append((first, tokens, tags))
-            tokens, tags = [], []
+                sentences.append((lines, tokens, tags))
+            lines, tokens, tags = [], [], []
             continue
         cols = split_columns(line)
         if len(cols) < 2:
@@ -71,19 +82,24 @@ def read_conll(text: str, name: str) -> LabelFile:
         if not m:
             raise ImportFormatError(name, n, f"unknown tag {tag!r}; tags are O, B-TYPE, "
                                     "I-TYPE (or E-TYPE, S-TYPE) in the last column")
-        if not tokens:
-            first = n
+        lines.append(n)
         tokens.append(token)
         tags.append((m.group(1), m.group(2)))
     if tokens:
-        sentences.append((first, tokens, tags))
+        sentences.append((lines, tokens, tags))
 
     scheme = detect_scheme([t for _, _, t in sentences])
     records, repaired = [], 0
-    for first, toks, tgs in sentences:
+    for lines, toks, tgs in sentences:
         spans, fixes = tags_to_spans(toks, tgs)
         repaired += fixes
-        records.append(LabelRecord(line=first, value=spans, text=" ".join(toks)))
+        text = " ".join(toks)
+        token_at, pos = {}, 0
+        for i, tok in enumerate(toks):
+            token_at[pos] = i
+            pos += len(tok) + 1
+        records.append(LabelRecord(line=lines[0], value=spans, text=text,
+                                   span_lines=[lines[token_at[s["start"]]] for s in spans]))
     warnings = []
     if repaired and scheme in ("BIO", "BIOES"):
         warnings.append(f"{name}: {repaired} entities start with an I- (or E-) tag with no B- "
@@ -148,38 +164,48 @@ def tags_to_spans(tokens: list[str], tags: list[tuple[str | None, str | None]]):
     return spans, fixes
 
 
+def tokens_for(text: str, spans: list[dict]) -> list[tuple[int, int]]:
+    """``(start, end)`` of the tokens CoNLL writes for ``text``: the text split on white
+    space, and also at every span start and end inside a word, so that every span covers
+    whole tokens (``"States."`` with a span on ``States`` gives ``States`` and ``.``)."""
+    cuts = sorted({sp["start"] for sp in spans} | {sp["end"] for sp in spans})
+    out = []
+    for m in _TOKEN.finditer(text):
+        start, end = m.span()
+        for cut in cuts[bisect_right(cuts, start):bisect_left(cuts, end)]:
+            out.append((start, cut))
+            start = cut
+        out.append((start, end))
+    return out
+
+
 def write_conll(records: Iterable[LabelRecord], fh) -> int:
     count = 0
     for n, r in enumerate(records, 1):
-        where = f"record {n}" + (f" (line {r.line})" if r.line else "")
+        where = r.where(n)
         if r.text is None or not r.text.strip():
-            raise InvalidInputError(f"{where} has no text; CoNLL holds token-level NER "
+            raise InvalidInputError(f"{where}: no text; CoNLL holds token-level NER "
                                     "labels of texts, export documents as jsonl or csv")
         try:
             spans = normalize_spans(r.value, r.text)
         except ValueProblem as e:
             raise InvalidLabelError(f"{where}: {e}") from None
-        toks = [(m.start(), m.end(), m.group()) for m in _TOKEN.finditer(r.text)]
-        if toks[0][2].startswith("-DOCSTART-"):
-            raise InvalidInputError(f"{where}: a text starting with -DOCSTART- cannot be "
-                                    "written as CoNLL; export as jsonl instead")
-        by_start = {s: i for i, (s, _, _) in enumerate(toks)}
-        by_end = {e: i for i, (_, e, _) in enumerate(toks)}
+        toks = tokens_for(r.text, spans)
+        for s, e in toks:
+            if is_docstart(r.text[s:e]):
+                raise InvalidInputError(f"{where}: the text holds the word -DOCSTART-, which "
+                                        "CoNLL reads as a document break; export as jsonl "
+                                        "instead")
+        starts = [s for s, _ in toks]
         tags = ["O"] * len(toks)
         for sp in spans:
             s, e, label = sp["start"], sp["end"], sp["label"]
             if _TOKEN.fullmatch(label) is None:
                 raise InvalidInputError(f"{where}: the entity label {label!r} contains spaces, "
                                         "which CoNLL cannot hold; export as jsonl instead")
-            i, j = by_start.get(s), by_end.get(e)
-            if i is None or j is None:
-                raise InvalidInputError(
-                    f"{where}: the span [{s}, {e}) {label} ({r.text[s:e]!r}) does not start "
-                    "and end on token boundaries (CoNLL splits the text on whitespace); "
-                    "export as jsonl instead")
-            tags[i] = f"B-{label}"
-            for k in range(i + 1, j + 1):
-                tags[k] = f"I-{label}"
-        fh.write("".join(f"{tok}\t{tag}\n" for (_, _, tok), tag in zip(toks, tags)) + "\n")
+            inside = range(bisect_left(starts, s), bisect_left(starts, e))
+            for k in inside:  # tokens never cross s or e; a span of white space has none
+                tags[k] = f"I-{label}" if k != inside.start else f"B-{label}"
+        fh.write("".join(f"{r.text[s:e]}\t{tag}\n" for (s, e), tag in zip(toks, tags)) + "\n")
         count += 1
     return count

@@ -80,8 +80,8 @@ def read_csv(text: str, name: str, *, kind: str, separator: str = "|",
                                 f"bad CSV ({e}); quote fields that contain {what}, quotes "
                                 "or line breaks, and double quotes inside them") from None
     if header is None:
-        raise ImportFormatError(name, 1, f"the file is empty; expected a header row "
-                                f"{_expected(kind)}")
+        raise ImportFormatError(name, None, f"the file is empty; expected a header row "
+                                f"{_expected(kind)} and one row per label")
     warnings = []
     empty = sum(1 for r in records if r.value == [])
     if empty and kind == "classes":
@@ -201,10 +201,10 @@ def write_csv(records: Iterable[LabelRecord], fh, *, kind: str, separator: str =
     w = csv.writer(fh, delimiter=delimiter, lineterminator="\n")
     w.writerow(cols + meta_keys)
     for n, r in enumerate(records, 1):
-        where = f"record {n}" + (f" (line {r.line})" if r.line else "")
+        where = r.where(n)
         text = r.text if r.text is not None and r.text.strip() else None
         if text is None and not r.path:
-            raise InvalidInputError(f"{where} has no text and no path; every exported record "
+            raise InvalidInputError(f"{where}: no text and no path; every exported record "
                                     "needs one")
         try:
             if kind == "class" and r.value is None:  # a prediction's "no answer"

@@ -29,8 +29,8 @@ import re
 from typing import Any, Iterable
 
 from doctagger.errors import ImportFormatError, InvalidInputError, InvalidLabelError
-from doctagger.formats.base import (LabelFile, LabelRecord, ValueProblem, normalize_value,
-                                    normalize_written)
+from doctagger.formats.base import (LabelFile, LabelRecord, ValueProblem, describe,
+                                    normalize_value, normalize_written)
 from doctagger.formats.encoding import split_lines
 
 _WS = re.compile(r"[ \t\r\n]*")
@@ -119,13 +119,13 @@ def read_jsonl(text: str, name: str, *, kind: str) -> LabelFile:
     for n, obj in items:
         if not isinstance(obj, dict):
             raise ImportFormatError(name, n, f"expected a JSON object {{...}}, found "
-                                    f"{type(obj).__name__}; write one object a line")
+                                    f"{describe(obj)}; write one object a line")
         answer = obj.get("answer")
         if answer in ("reject", "ignore"):
             skipped += 1
             continue
         if answer not in (None, "accept"):
-            raise ImportFormatError(name, n, f"unknown answer {answer!r}; expected accept, "
+            raise ImportFormatError(name, n, f"unknown answer {describe(answer)}; expected accept, "
                                     "reject or ignore")
         text_v = obj.get("text")
         path_key = "path" if "path" in obj else "sha256" if "sha256" in obj else None
@@ -133,7 +133,7 @@ def read_jsonl(text: str, name: str, *, kind: str) -> LabelFile:
         for key, v in (("text", text_v), (path_key, path_v)):
             if v is not None and not isinstance(v, str):
                 raise ImportFormatError(name, n, f'"{key}" must be a string, found '
-                                        f"{type(v).__name__}")
+                                        f"{describe(v)}")
         text_v = text_v if text_v and text_v.strip() else None
         path_v = path_v.strip() if path_v and path_v.strip() else None
         if text_v is None and path_v is None:
@@ -157,14 +157,14 @@ def write_jsonl(records: Iterable[LabelRecord], fh, *, kind: str) -> int:
     count = 0
     main = "spans" if kind == "spans" else "label"
     for n, r in enumerate(records, 1):
-        where = f"record {n}" + (f" (line {r.line})" if r.line else "")
+        where = r.where(n)
         obj: dict[str, Any] = {}
         if r.text is not None and r.text.strip():
             obj["text"] = r.text
         if r.path:
             obj["path"] = r.path
         if not obj:
-            raise InvalidInputError(f"{where} has no text and no path; every exported record "
+            raise InvalidInputError(f"{where}: no text and no path; every exported record "
                                     "needs one")
         try:
             obj[main] = normalize_written(r.value, kind, r.text)

@@ -11,6 +11,7 @@ prediction accepted as a label is a plain span list again.
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,9 @@ class NERTaskType(TaskType):
     value_kind = "spans"
     levels = ("chunk",)
     needs_training = True
+    #: the ``train --method`` values it offers (checked by the core before any work): a
+    #: token classifier is always fine-tuned ("auto" means that too)
+    methods = ("auto", "finetune")
 
     # -- labels ----------------------------------------------------------------------------
     def check_labels(self, labels: list[str], *, multi_label: bool, level: str) -> None:
@@ -66,7 +70,8 @@ class NERTaskType(TaskType):
             if span["label"] not in allowed:
                 raise InvalidLabelError(
                     f"unknown entity type {span['label']!r} for task {task.name}; use one of "
-                    f"{', '.join(task.labels)} (or add it to the task)")
+                    f"{', '.join(task.labels)} (or add it to the task: doctagger tasks "
+                    f"add-labels {task.name} {shlex.quote(span['label'])})")
         return spans
 
     # -- models ----------------------------------------------------------------------------
