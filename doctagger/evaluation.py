@@ -70,7 +70,10 @@ def file_examples(index: Index, task: Task, task_type, path, fmt: str = "auto") 
         try:
             value = task_type.validate(task, record.value)
         except InvalidLabelError as exc:
-            raise ImportFormatError(path, record.line, str(exc)) from exc
+            from doctagger.formats.base import problem_line
+
+            line = problem_line(record, lambda v: task_type.validate(task, v))
+            raise ImportFormatError(path, line, str(exc)) from exc
         if record.text is not None:
             out.append(Example(text=record.text, value=value))
             continue

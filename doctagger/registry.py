@@ -324,7 +324,10 @@ def model_card(meta: dict) -> str:
         lines += ["| metric | value |", "|---|---|"]
         lines += [f"| {k} | {_fmt(v)} |" for k, v in scalars.items()]
     else:
-        lines.append("No held-out evaluation: too few labelled examples to keep some aside.")
+        why = ("it was trained with --eval-fraction 0"
+               if (meta.get("split") or {}).get("eval_fraction") == 0
+               else "too few labelled examples to keep some aside")
+        lines.append(f"No held-out evaluation ({why}): its quality is unknown.")
     per = metrics.get("per_label") or metrics.get("per_type") or {}
     if per:
         lines += ["", "| label | precision | recall | f1 | support |", "|---|---|---|---|---|"]

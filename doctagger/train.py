@@ -1,9 +1,12 @@
 """``doctagger train`` as a library function: :func:`train_task`.
 
-labelled examples -> data check -> held-out split -> the task type's ``train`` (in a hidden
-folder) -> a registered, active model version. Interrupted (Ctrl-C, an error) nothing is
-registered; the Trainer's checkpoints stay in ``models/TASK/.checkpoints`` so that
-``--resume`` can continue, and they are removed once a version is registered.
+options checked against the task type -> labelled examples -> data check -> held-out split
+-> the task type's ``train`` (in a hidden folder) -> the learning check -> a registered model
+version, made active by the rule of :func:`activation` (a version without a held-out score,
+or one that learned nothing, never replaces an active version that scores better).
+Interrupted (Ctrl-C, an error) nothing is registered; the Trainer's checkpoints and the
+run's options stay in ``models/TASK/.checkpoints`` so that ``--resume`` can continue with
+the same options, and they are removed once a version is registered.
 
 Under ``torchrun`` / ``accelerate launch`` every process runs this function: all of them
 read the same examples and make the same split (it is deterministic), the task type trains
@@ -44,9 +47,17 @@ def data_fingerprint(examples: list[Example]) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def check_options(options: TrainOptions) -> None:
+def check_options(options: TrainOptions, task: Task | None = None, task_type=None) -> None:
+    """Refuse options that cannot work, before any work: an unknown ``--method`` or one the
+    task type does not offer (its ``methods`` attribute; every one of :data:`METHODS` when
+    it has none), or an ``--eval-fraction`` outside [0, 1)."""
     if options.method not in METHODS:
         raise InvalidInputError(f"unknown method '{options.method}': use {', '.join(METHODS)}")
+    offered = tuple(getattr(task_type, "methods", None) or METHODS)
+    if task is not None and options.method not in offered:
+        raise InvalidInputError(f"--method {options.method} is not available for {task.type} "
+                                f"tasks; use --method {' or '.join(m for m in offered)} (or "
+                                "leave it out)")
     if not 0 <= options.eval_fraction < 1:
         raise InvalidInputError("--eval-fraction must be at least 0 and below 1 (0.2 keeps "
                                 "a fifth of the documents for evaluation)")
@@ -57,31 +68,167 @@ def checkpoints_dir(index: Index, task: Task) -> Path:
     return registry.task_models_dir(index, task) / CHECKPOINTS
 
 
+# -- --resume -----------------------------------------------------------------------------
+#: the options an interrupted run saves and ``--resume`` reuses unless given again
+RUN_OPTIONS = ("base_model", "method", "preset", "epochs", "batch_size", "learning_rate",
+               "weight_decay", "max_length", "seed", "eval_fraction")
+#: of those, the ones a resumed run may change: more epochs train longer
+MAY_CHANGE = ("epochs",)
+
+
+def _flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def _shown(value) -> str:
+    if value is None:
+        return "the default"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _last_checkpoint(folder: Path) -> Path | None:
+    found = [(int(p.name.split("-", 1)[1]), p) for p in folder.glob("**/checkpoint-*")
+             if p.is_dir() and p.name.split("-", 1)[1].isdigit()]
+    return max(found)[1] if found else None
+
+
+def _trainer_state(checkpoint: Path | None) -> dict:
+    """The Trainer's trainer_state.json of a checkpoint ({} when there is none)."""
+    path = checkpoint / "trainer_state.json" if checkpoint else None
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def explicit_options(options: TrainOptions) -> set[str]:
+    """The options that differ from :class:`TrainOptions`' defaults: what a library caller
+    "gave" (the CLI knows better, from Click's parameter sources)."""
+    defaults = TrainOptions()
+    return {key for key in RUN_OPTIONS if getattr(options, key) != getattr(defaults, key)}
+
+
+def resume_options(task: Task, options: TrainOptions, folder: Path,
+                   explicit: set[str] | None = None) -> tuple[TrainOptions, str | None]:
+    """``--resume``: the options of the interrupted run whose checkpoints are in ``folder``
+    for every option not in ``explicit``, and a line saying what is resumed ("Resuming
+    sent: finetune, epoch 2 of 6, --max-length 64 ..."); ``(options, None)`` when there is
+    nothing to resume. TrainingError, listing them, when explicit options contradict the
+    run (anything but a higher ``--epochs``), since its checkpoints could not continue."""
+    marker = folder / RUN_FILE
+    if not options.resume or not marker.is_file():
+        return options, None
+    run = json.loads(marker.read_text(encoding="utf-8"))
+    saved = run.get("options") or {k: run[k] for k in ("method", "base_model") if k in run}
+    explicit = explicit_options(options) if explicit is None else set(explicit)
+    checkpoint = _last_checkpoint(folder)
+    state = _trainer_state(checkpoint)
+    differ = [key for key in RUN_OPTIONS if key in explicit and key in saved
+              and key not in MAY_CHANGE and getattr(options, key) != saved[key]]
+    if differ:
+        raise TrainingError(
+            f"cannot resume {task.name} with "
+            + ", ".join(f"{_flag(k)} {_shown(getattr(options, k))} (the interrupted run had "
+                        f"{_shown(saved[k])})" for k in differ)
+            + f": leave {'it' if len(differ) == 1 else 'them'} out to resume that run, or "
+            "train without --resume to start afresh")
+    done = state.get("epoch")
+    if "epochs" in explicit and done and options.epochs is not None and options.epochs <= done:
+        raise TrainingError(f"the interrupted run of {task.name} already trained {done:g} "
+                            f"epochs: give --epochs above {done:g} to train longer, or leave "
+                            "--epochs out to finish the run as planned")
+    resumed = dataclasses.replace(options, **{k: saved[k] for k in RUN_OPTIONS
+                                              if k in saved and k not in explicit})
+    if checkpoint is None:
+        return resumed, None
+    total = resumed.epochs or state.get("num_train_epochs")
+    parts = [str(resumed.method)]
+    if done is not None:
+        parts.append(f"epoch {done:g}" + (f" of {total:g}" if total else ""))
+    parts += [f"{_flag(k)} {_shown(getattr(resumed, k))}" for k in RUN_OPTIONS
+              if k not in ("method", "epochs") and getattr(resumed, k) is not None]
+    if "epochs" in explicit and saved.get("epochs") != resumed.epochs:
+        parts.append(f"--epochs {_shown(resumed.epochs)} (was {_shown(saved.get('epochs'))})")
+    return resumed, (f"Resuming {task.name}: {', '.join(parts)} (from {checkpoint.name} of "
+                     "the interrupted run; options not given again are the run's).")
+
+
 def _prepare_checkpoints(folder: Path, options: TrainOptions, fingerprint: str,
-                         say) -> None:
-    """A fresh run clears old checkpoints; --resume checks they belong to the same data."""
-    run = {"data_fingerprint": fingerprint, "method": options.method,
-           "base_model": options.base_model}
+                         resuming: str | None, say) -> None:
+    """A fresh run clears old checkpoints and saves its options; --resume checks they
+    belong to the same data."""
     marker = folder / RUN_FILE
     if options.resume:
-        if marker.is_file():
+        if resuming:
             before = json.loads(marker.read_text(encoding="utf-8"))
             if before.get("data_fingerprint") != fingerprint:
                 raise TrainingError("the labels changed since the interrupted run, so its "
                                     "checkpoints do not fit them: train without --resume")
-            changed = [f"--{key.replace('_', '-')}" for key in ("method", "base_model")
-                       if before.get(key) != run[key]]
-            if changed:
-                raise TrainingError(f"the interrupted run used another {' and '.join(changed)}"
-                                    ": resume with the same options, or train without "
-                                    "--resume")
-            if any(folder.glob("**/checkpoint-*")):
-                say("Resuming from the last checkpoint of the interrupted run.")
-                return
+            now = {key: getattr(options, key) for key in RUN_OPTIONS}
+            if before.get("options") != now:  # a higher --epochs, or an older run.json
+                before["options"] = now
+                _write_json(marker, before)
+            say(resuming)
+            return
         say("Nothing to resume (no checkpoint of an interrupted run): training from the start.")
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps(run, indent=2), encoding="utf-8")
+    run = {"data_fingerprint": fingerprint, "method": options.method,
+           "base_model": options.base_model,
+           "options": {key: getattr(options, key) for key in RUN_OPTIONS}}
+    _write_json(marker, run)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    """Replace ``path`` atomically: other processes of a run may be reading it."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# -- which version is active --------------------------------------------------------------
+#: reasons of :func:`activation`; the first two make the new version active
+ACTIVATING = ("first", "replaced")
+
+
+def _score(record_or_metrics: dict | None) -> dict | None:
+    best = registry.headline(record_or_metrics or {})
+    return {"metric": best[0], "value": best[1]} if best else None
+
+
+def activation(previous: dict | None, metrics: dict, measured: bool,
+               learned_nothing: bool) -> str:
+    """Whether a new version replaces the task's active one (``previous``, its record, or
+    None). The rule, in order:
+
+    - "first": no version is active yet: the new one becomes active, whatever it is;
+    - "replaced": the active version has no held-out score either: the new one replaces it;
+    - "unmeasured": the new version has no held-out score while the active one has: it is
+      registered, and the active one stays;
+    - "learned-nothing": the new version learned nothing (:func:`datacheck.check_learning`)
+      and the active one scores better on its own held-out set: the active one stays;
+    - "replaced": otherwise (a better or worse score on the current data: labelling more
+      changes the held-out set, so scores of different versions are not compared)."""
+    if previous is None:
+        return "first"
+    before = _score(previous.get("metrics"))
+    if before is None:
+        return "replaced"
+    now = _score(metrics) if measured else None
+    if now is None:
+        return "unmeasured"
+    if learned_nothing and (now["metric"] != before["metric"] or now["value"] < before["value"]):
+        return "learned-nothing"
+    return "replaced"
+
+
+def _active(index: Index, task: Task) -> dict | None:
+    from doctagger.errors import NotFoundError
+
+    try:
+        return registry.get_version(index, task)
+    except NotFoundError:
+        return None
 
 
 def _split_record(task: Task, train: list[Example], evaluation: list[Example],
@@ -94,11 +241,16 @@ def _split_record(task: Task, train: list[Example], evaluation: list[Example],
             "eval_text_hashes": sorted({text_hash(ex.text or "") for ex in evaluation})}
 
 
-def train_task(index: Index, task_name: str, options: TrainOptions | None = None) -> dict:
-    """Train a new version of ``task_name`` and make it active; returns a summary (task,
-    version, path, method, base_model, metrics, headline, train/eval sizes, warnings,
-    seconds). ``options.progress`` receives one-line messages for the user (warnings,
-    per-epoch metrics). Raises TrainingError when the data cannot be trained on."""
+def train_task(index: Index, task_name: str, options: TrainOptions | None = None, *,
+               explicit: set[str] | None = None, allow_few: bool = False) -> dict:
+    """Train a new version of ``task_name`` and register it; returns a summary (task,
+    version, path, active, activation, method, base_model, metrics, headline, train/eval
+    sizes, warnings, seconds). It becomes active by the rule of :func:`activation`.
+    ``options.progress`` receives one-line messages for the user (warnings, per-epoch
+    metrics). ``explicit``: the options the user gave (``--resume`` takes the others from
+    the interrupted run; None: those that differ from the defaults). ``allow_few``: train
+    even with labels below ``datacheck.MIN_TO_TRAIN`` examples. Raises TrainingError when
+    the data cannot be trained on, InvalidInputError for options that cannot work."""
     from doctagger.plugins import get_task_type
 
     options = options or TrainOptions()
@@ -110,30 +262,34 @@ def train_task(index: Index, task_name: str, options: TrainOptions | None = None
     if not getattr(task_type, "needs_training", True):
         raise TrainingError(f"task type '{task.type}' needs no training: run 'doctagger tag "
                             f"{task.name}' directly")
+    checkpoints = checkpoints_dir(index, task)
+    options, resuming = resume_options(task, options, checkpoints, explicit)
+    check_options(options, task, task_type)
     started = time.monotonic()
     examples = task_examples(index, task)
     report = datacheck.check_data(task, examples)
+    datacheck.require_trainable(report, allow_few=allow_few)
     for warning in report.warnings:
         say(f"Warning: {warning}")
-    datacheck.require_trainable(report)
+    fingerprint = data_fingerprint(examples)
+    if main:
+        _prepare_checkpoints(checkpoints, options, fingerprint, resuming, say)
 
     train, evaluation = split_examples(examples, options.eval_fraction, options.seed)
     warnings = list(report.warnings)
+    unmeasured = None
     if not evaluation:
-        why = ("--eval-fraction is 0" if options.eval_fraction == 0 else
-               "too few labelled examples or documents to keep some aside without leaving a "
-               "label with no training example")
-        warning = (f"NO HELD-OUT EVALUATION: {why}. The model is trained on everything and "
-                   "its quality is unknown; label more (from several documents) and train again")
+        unmeasured = ("--eval-fraction is 0" if options.eval_fraction == 0 else
+                      "too few labelled examples or documents to keep some aside without "
+                      "leaving a label with no training example")
+        warning = (f"NO HELD-OUT EVALUATION: {unmeasured}. The model is trained on everything "
+                   "and its quality is unknown; label more (from several documents) and "
+                   "train again")
         warnings.append(warning)
         say(f"Warning: {warning}")
     else:
         say(f"Training on {len(train)} examples, holding out {len(evaluation)} "
             f"(from {len({e.group for e in evaluation})} documents) for evaluation.")
-    fingerprint = data_fingerprint(examples)
-    checkpoints = checkpoints_dir(index, task)
-    if main:
-        _prepare_checkpoints(checkpoints, options, fingerprint, say)
     extra = {**options.extra, "checkpoint_dir": str(checkpoints)}
     if "tensorboard" in options.report_to and not os.environ.get("TENSORBOARD_LOGGING_DIR"):
         # the checkpoint folder goes once the version is registered; the logs must stay
@@ -143,7 +299,9 @@ def train_task(index: Index, task_name: str, options: TrainOptions | None = None
     run_options = dataclasses.replace(options, extra=extra)
     if not main:
         run_options.progress = None
-    record = tmp_dir = None
+    kind = ("spans" if getattr(task_type, "value_kind", None) == "spans"
+            else datacheck.kind_of(task, examples))
+    outcome = tmp_dir = None
     try:
         planned = registry.new_version_dir(index, task) if main else None
         tmp_dir = planned[1] if planned else None
@@ -157,11 +315,20 @@ def train_task(index: Index, task_name: str, options: TrainOptions | None = None
         train_seconds = time.monotonic() - train_started
         barrier()
         if main:
+            learned, learned_nothing = (datacheck.check_learning(task, result.metrics, kind)
+                                        if evaluation else ([], False))
+            for warning in learned:
+                say(f"Warning: {warning}")
+            warnings += learned
+            previous = _active(index, task)
+            reason = activation(previous, result.metrics or {}, bool(evaluation),
+                                learned_nothing)
             info = dict(result.info or {})
             info.setdefault("train_seconds", round(train_seconds, 2))
             info["total_seconds"] = round(time.monotonic() - started, 2)
             info["processes"] = world_size()
             info["warnings"] = warnings
+            info["learned_nothing"] = learned_nothing
             info["data"] = {k: v for k, v in report.as_dict().items() if k != "warnings"}
             info["options"] = {f.name: getattr(options, f.name)
                                for f in dataclasses.fields(options)
@@ -172,9 +339,15 @@ def train_task(index: Index, task_name: str, options: TrainOptions | None = None
                 method=info.get("method") or options.method,
                 params=info.get("hyperparameters") or {},
                 data_fingerprint=fingerprint, metrics=result.metrics or {}, info=info,
-                split=_split_record(task, train, evaluation, options))
+                split=_split_record(task, train, evaluation, options),
+                activate=reason in ACTIVATING)
             shutil.rmtree(checkpoints, ignore_errors=True)
-        record = broadcast_object(record)
+            outcome = {"record": record, "warnings": warnings, "activation": {
+                "reason": reason, "learned_nothing": learned_nothing,
+                "unmeasured": unmeasured,
+                "previous": {"version": previous["version"],
+                             "headline": _score(previous.get("metrics"))} if previous else None}}
+        outcome = broadcast_object(outcome)
     except KeyboardInterrupt:
         if main:
             registry.discard(tmp_dir)
@@ -185,11 +358,16 @@ def train_task(index: Index, task_name: str, options: TrainOptions | None = None
         if main:
             registry.discard(tmp_dir)
         raise
-    return summary(record, train, evaluation, warnings)
+    return summary(outcome["record"], train, evaluation, outcome["warnings"],
+                   outcome["activation"])
 
 
-def summary(record: dict, train: list, evaluation: list, warnings: list[str]) -> dict:
-    """The stable result of ``train`` (also its --json output)."""
+def summary(record: dict, train: list, evaluation: list, warnings: list[str],
+            activation: dict | None = None) -> dict:
+    """The stable result of ``train`` (also its --json output). ``activation``: ``reason``
+    (see :func:`activation`), ``learned_nothing``, ``unmeasured`` (why there is no held-out
+    score, or None) and ``previous`` (the version active before, ``{version, headline}``,
+    or None)."""
     best = registry.headline(record["metrics"])
     info = record.get("info") or {}
     return {
@@ -197,6 +375,7 @@ def summary(record: dict, train: list, evaluation: list, warnings: list[str]) ->
         "version": record["version"],
         "path": record["path"],
         "active": record["active"],
+        "activation": activation,
         "method": record["method"],
         "base_model": record["base_model"],
         "metrics": record["metrics"],

@@ -30,6 +30,7 @@ class FakeClassifier:
     def __init__(self):
         self.calls = []
         self.fail_with = None
+        self.metrics = None  # held-out metrics to report instead of the computed ones
 
     def check_labels(self, labels, *, multi_label, level):
         pass
@@ -46,8 +47,11 @@ class FakeClassifier:
         resumed = training.resume_checkpoint(options, checkpoints)
         self.calls.append({"train": list(train), "eval": list(evaluation), "options": options,
                            "output_dir": Path(output_dir), "resumed": resumed})
-        if self.fail_with is not None:
+        if self.fail_with is not None:  # interrupted after epoch 2 of the planned ones
             (checkpoints / "checkpoint-3").mkdir(parents=True, exist_ok=True)
+            planned = training.hyperparameters(options, len(train), {"epochs": 7})["epochs"]
+            (checkpoints / "checkpoint-3" / "trainer_state.json").write_text(json.dumps(
+                {"epoch": 2.0, "global_step": 3, "num_train_epochs": planned}))
             raise self.fail_with
         counts = {}
         for ex in train:
@@ -60,6 +64,8 @@ class FakeClassifier:
             {"table": table, "default": majority}))
         right = sum(1 for ex in evaluation if ex.value == majority)
         metrics = ({"accuracy": right / len(evaluation), "macro_f1": 0.5} if evaluation else {})
+        if evaluation and self.metrics is not None:
+            metrics = self.metrics
         hp = training.hyperparameters(options, len(train), {"epochs": 7})
         return TrainResult(metrics=metrics, info={
             "method": "head" if options.method == "auto" else options.method,
@@ -102,11 +108,12 @@ def fake(monkeypatch, register_plugin):
     return task_type
 
 
-def make_task(index, name="topic", labels=("a", "b"), docs=None, level="chunk"):
+def make_task(index, name="topic", labels=("a", "b"), docs=None, level="chunk",
+              type_="fakecls"):
     """A task with labelled chunks: docs = {doc_name: [(text, label), ...]}."""
     stamp = now()
     with index.write() as db:
-        task_id = db["tasks"].insert({"name": name, "type": "fakecls",
+        task_id = db["tasks"].insert({"name": name, "type": type_,
                                       "labels": json.dumps(list(labels)), "multi_label": 0,
                                       "level": level, "options": "{}",
                                       "created_at": stamp}).last_pk
@@ -220,11 +227,12 @@ def test_train_warns_about_the_guides_pitfalls(fake, index, invoke):
 
 def test_tiny_data_trains_without_heldout_evaluation(fake, index, invoke):
     make_task(index, docs={"only": [("one a", "a"), ("one b", "b")]})
-    result = invoke("train", "topic", "--json")
+    result = invoke("train", "topic", "--json", "--allow-few-examples")
     assert result.exit_code == 0, result.output
     assert "NO HELD-OUT EVALUATION" in result.stderr
     out = json.loads(result.stdout)
     assert out["eval_examples"] == 0 and out["train_examples"] == 2
+    assert out["active"] and out["activation"]["reason"] == "first"
     assert not fake.calls[0]["eval"]
     result = invoke("eval", "topic")
     assert result.exit_code == 1
@@ -244,10 +252,11 @@ def test_ctrl_c_registers_nothing_and_resume_continues(fake, index, invoke, inde
     fake.fail_with = None
     result = invoke("train", "topic", "--resume", "--method", "finetune")
     assert result.exit_code == 1
-    assert "the interrupted run used another --method" in result.output
+    assert ("cannot resume topic with --method finetune (the interrupted run had auto): "
+            "leave it out to resume that run") in result.output
     result = invoke("train", "topic", "--resume")
     assert result.exit_code == 0, result.output
-    assert "Resuming from the last checkpoint" in result.stderr
+    assert "Resuming topic: auto, epoch 2 of 7" in result.stderr
     assert fake.calls[-1]["resumed"].endswith("checkpoint-3")
     assert sorted(p.name for p in topic_dir.iterdir()) == ["v1"]
 
@@ -389,3 +398,272 @@ def test_eval_of_a_document_task_rolls_chunk_predictions_up(fake, index, invoke,
     out = json.loads(invoke("eval", "topic", "--file", gold, "--json").stdout)
     assert out["examples"] == len(trained)
     assert out["metrics"]["accuracy"] == 1.0  # the joined text alone would get the default
+
+
+# -- beginner QA: too little data, unmeasured or useless models, --resume, --method -------
+def active_version(index, name="topic"):
+    return index.scalar("select m.version from tasks t join models m "
+                        "on m.id = t.active_model_id where t.name = ?", [name])
+
+
+def one_document_each(n_labels_rows):
+    """One document per (text, label): the QA's CSV import, each row its own text."""
+    return {f"row{i}": [row] for i, row in enumerate(n_labels_rows)}
+
+
+def test_one_example_per_label_is_refused_before_training(fake, index, invoke, index_path):
+    make_task(index, name="tiny", labels=("legal", "medical", "financial"),
+              docs=one_document_each([("a licence agreement", "legal"),
+                                      ("normal vital signs", "medical"),
+                                      ("revenue increased", "financial")]))
+    result = invoke("train", "tiny")
+    assert result.exit_code == 1
+    assert ("Error: too few examples to train on: 'legal' (1), 'medical' (1), "
+            "'financial' (1); each label needs at least 2") in result.output
+    assert "Label at least 1 more of each (3 more in all)" in result.output
+    assert "--allow-few-examples" in result.output
+    assert "Warning" not in result.output  # one clear line, not a wall of warnings
+    assert not fake.calls and index.scalar("select count(*) from models") == 0
+    assert not (index_path / "models" / "tiny").exists()
+
+
+def test_allow_few_examples_trains_an_unmeasured_first_model(fake, index, invoke):
+    make_task(index, name="tiny", labels=("legal", "medical", "financial"),
+              docs=one_document_each([("a licence agreement", "legal"),
+                                      ("normal vital signs", "medical"),
+                                      ("revenue increased", "financial")]))
+    result = invoke("train", "tiny", "--allow-few-examples")
+    assert result.exit_code == 0, result.output
+    assert "Warning: few examples for 'legal' (1)" in result.stderr
+    assert "NO HELD-OUT EVALUATION: too few labelled examples" in result.stderr
+    assert ("Trained tiny v1 (head from fake-base)" in result.stdout
+            and "; it is now active, but its quality is UNMEASURED: no held-out evaluation "
+                "(too few labelled examples or documents to keep some aside" in result.stdout)
+    assert "Label more examples, from several documents, and train again" in result.stdout
+    assert active_version(index, "tiny") == 1
+
+
+def test_an_unmeasured_version_does_not_replace_a_measured_active_one(fake, index, invoke):
+    make_task(index, docs=corpus())
+    assert invoke("train", "topic").exit_code == 0
+    result = invoke("train", "topic", "--eval-fraction", "0")
+    assert result.exit_code == 0, result.output
+    assert "NO HELD-OUT EVALUATION: --eval-fraction is 0" in result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("Trained topic v2 (head from fake-base) in ")
+    assert lines[0].endswith("; v1 stays active: v2 has no held-out score (--eval-fraction "
+                             "is 0) and v1 has one (macro_f1 0.500).")
+    assert lines[1] == "To use v2 anyway: doctagger models use topic 2"
+    assert active_version(index) == 1
+    assert [r["version"] for r in json.loads(invoke("models", "topic", "--json").stdout)] == [1, 2]
+    card = (Path(json.loads(invoke("models", "show", "topic", "2", "--json").stdout)["path"])
+            / "README.md").read_text()
+    assert ("No held-out evaluation (it was trained with --eval-fraction 0): its quality is "
+            "unknown.") in card
+    out = json.loads(invoke("train", "topic", "--eval-fraction", "0", "--json").stdout)
+    assert out["active"] is False and out["version"] == 3
+    assert out["activation"] == {"reason": "unmeasured", "learned_nothing": False,
+                                 "unmeasured": "--eval-fraction is 0",
+                                 "previous": {"version": 1, "headline": {
+                                     "metric": "macro_f1", "value": 0.5}}}
+    # the command the output names does switch
+    used = invoke("models", "use", "topic", "2")
+    assert used.exit_code == 0 and used.stdout.strip() == "topic: v2 is now active (was v1)."
+
+
+def test_an_unmeasured_version_replaces_an_unmeasured_one(fake, index, invoke):
+    make_task(index, docs={"only": [("one a", "a"), ("two a", "a"), ("one b", "b"),
+                                    ("two b", "b")]})
+    assert invoke("train", "topic").exit_code == 0
+    result = invoke("train", "topic")
+    assert result.exit_code == 0, result.output
+    assert ("; it is now active (replacing v1), but its quality is UNMEASURED"
+            in result.stdout)
+    assert active_version(index) == 2
+
+
+def majority_only(labels=("a", "b", "c"), support=(4, 3, 3)):
+    """classification_report-style metrics of a model that says labels[0] for everything."""
+    n = sum(support)
+    matrix = [[s] + [0] * (len(labels) - 1) for s in support]
+    per = {label: {"precision": support[0] / n if i == 0 else 0.0,
+                   "recall": 1.0 if i == 0 else 0.0, "f1": 0.5 if i == 0 else 0.0,
+                   "support": s} for i, (label, s) in enumerate(zip(labels, support))}
+    return {"accuracy": support[0] / n, "macro_f1": 0.19, "per_label": per,
+            "confusion_matrix": matrix, "labels": list(labels), "n": n, "multi_label": False}
+
+
+def three_label_corpus():
+    return {f"doc{d}": [(f"document {d} passage {i} about {'abc'[d % 3]}", "abc"[d % 3])
+                        for i in range(3)] for d in range(15)}
+
+
+def test_a_model_that_predicts_one_class_is_flagged_and_keeps_a_better_active_one(
+        fake, index, invoke):
+    make_task(index, labels=("a", "b", "c"), docs=three_label_corpus())
+    fake.metrics = majority_only()
+    first = invoke("train", "topic")
+    assert first.exit_code == 0, first.output
+    warning = ("Warning: the model predicts only 'a' on the held-out set: it has not learned "
+               "'b' and 'c' (recall 0); label more examples of them with 'doctagger label "
+               "topic --strategy uncertain', or train longer (a higher --epochs)")
+    assert warning in first.stderr
+    # nothing was active: it becomes active, saying it learned nothing
+    assert "; it is now active, but it learned nothing (see the warning above)." in first.stdout
+    assert active_version(index) == 1
+    fake.metrics = {"macro_f1": 0.9, "accuracy": 0.9}
+    second = invoke("train", "topic")
+    assert "it is now active (replacing v1)." in second.stdout and active_version(index) == 2
+    fake.metrics = majority_only()
+    third = invoke("train", "topic", "--json")
+    assert third.exit_code == 0, third.output
+    out = json.loads(third.stdout)
+    assert out["active"] is False and out["activation"]["reason"] == "learned-nothing"
+    assert out["activation"]["learned_nothing"] is True
+    assert any(w.startswith("the model predicts only 'a'") for w in out["warnings"])
+    assert active_version(index) == 2
+    text = invoke("train", "topic")
+    assert ("; v2 stays active: v4 learned nothing (see the warning above) and v2 scores "
+            "better on its own held-out set (macro_f1 0.900 against macro_f1 0.190)."
+            in text.stdout)
+    assert "To use v4 anyway: doctagger models use topic 4" in text.stdout
+    meta = json.loads(index.one("select info from models where version = 4")["info"])
+    assert meta["learned_nothing"] is True
+    assert any("predicts only 'a'" in w for w in meta["warnings"])  # also in the model card
+
+
+def test_a_useless_model_replaces_a_worse_one(fake, index, invoke):
+    make_task(index, labels=("a", "b", "c"), docs=three_label_corpus())
+    fake.metrics = {"macro_f1": 0.1}
+    assert invoke("train", "topic").exit_code == 0
+    fake.metrics = majority_only()
+    result = invoke("train", "topic")
+    assert "it is now active (replacing v1), but it learned nothing" in result.stdout
+    assert active_version(index) == 2
+
+
+class FakeTagger(FakeClassifier):
+    """A span task type that learns nothing: it reports held-out entity F1 0."""
+
+    name = "fakespans"
+    value_kind = "spans"
+    methods = ("auto", "finetune")
+
+    def validate(self, task, value):
+        return value
+
+    def train(self, task, train, evaluation, options, output_dir):
+        self.calls.append({"train": list(train), "eval": list(evaluation), "options": options})
+        (Path(output_dir) / "model.json").write_text("{}")
+        support = sum(len(ex.value) for ex in evaluation)
+        return TrainResult(metrics={
+            "precision": 0.0, "recall": 0.0, "f1": 0.0, "macro_f1": 0.0, "accuracy": 0.8,
+            "per_type": {"PER": {"precision": 0.0, "recall": 0.0, "f1": 0.0,
+                                 "support": support}}, "n": len(evaluation)},
+            info={"method": "finetune", "base_model": "fake-base"})
+
+
+@pytest.fixture
+def tagger(monkeypatch, register_plugin):
+    monkeypatch.setenv("DOCTAGGER_LOAD_PLUGINS", "")
+    task_type = FakeTagger()
+    register_plugin(FakePlugin(task_type), "fake-tagger")
+    return task_type
+
+
+def span_corpus(n_docs=10):
+    return {f"doc{d}": [(f"Ann met Bob {d}.{i}", [{"start": 0, "end": 3, "label": "PER"}])
+                        for i in range(2)] for d in range(n_docs)}
+
+
+def test_an_ner_model_that_finds_no_entity_is_flagged(tagger, index, invoke):
+    make_task(index, name="ents", labels=("PER",), docs=span_corpus(), type_="fakespans")
+    result = invoke("train", "ents", "--epochs", "1")
+    assert result.exit_code == 0, result.output
+    assert "Warning: the model found none of the" in result.stderr
+    assert ("entities of the held-out set (entity F1 0.000): it has not learned to recognise "
+            "'PER' yet; train longer") in result.stderr
+    assert "it is now active, but it learned nothing" in result.stdout
+
+
+def test_an_unsupported_method_is_refused_before_any_work(tagger, index, invoke, index_path):
+    make_task(index, name="ents", labels=("PER", "ORG"), docs=span_corpus(), type_="fakespans")
+    result = invoke("train", "ents", "--method", "head")  # ORG has no example: checked later
+    assert result.exit_code == 1
+    assert result.output == ("Error: --method head is not available for fakespans tasks; use "
+                             "--method auto or finetune (or leave it out)\n")
+    assert not tagger.calls and not (index_path / "models" / "ents").exists()
+
+
+def test_the_ner_plugin_offers_finetune_only():
+    from doctagger_ner.tasktype import NERTaskType
+
+    from doctagger.errors import InvalidInputError
+    from doctagger.tasktypes import Task, TrainOptions
+    from doctagger.train import check_options
+
+    ner = Task(name="ents", type="ner", labels=["PER"])
+    check_options(TrainOptions(method="finetune"), ner, NERTaskType())
+    with pytest.raises(InvalidInputError, match="--method head is not available for ner tasks"):
+        check_options(TrainOptions(method="head"), ner, NERTaskType())
+
+
+def interrupt(fake, invoke, *args):
+    fake.fail_with = KeyboardInterrupt()
+    result = invoke("train", "topic", *args)
+    assert result.exit_code == 1 and "interrupted" in result.output
+    fake.fail_with = None
+
+
+def test_resume_reuses_the_interrupted_runs_options(fake, index, invoke):
+    make_task(index, docs=corpus())
+    interrupt(fake, invoke, "--method", "finetune", "--epochs", "6", "--max-length", "64")
+    result = invoke("train", "topic", "--resume", "--json")
+    assert result.exit_code == 0, result.output
+    assert ("Resuming topic: finetune, epoch 2 of 6, --max-length 64, --seed 42, "
+            "--eval-fraction 0.2 (from checkpoint-3 of the interrupted run; options not "
+            "given again are the run's).") in result.stderr
+    options = fake.calls[-1]["options"]
+    assert (options.method, options.epochs, options.max_length) == ("finetune", 6.0, 64)
+    assert fake.calls[-1]["resumed"].endswith("checkpoint-3")
+    out = json.loads(result.stdout)
+    assert out["method"] == "finetune"
+    params = json.loads(index.one("select params from models")["params"])
+    assert params["epochs"] == 6.0 and params["max_length"] == 64
+
+
+def test_resume_refuses_options_that_contradict_the_checkpoint(fake, index, invoke):
+    make_task(index, docs=corpus())
+    interrupt(fake, invoke, "--method", "finetune", "--epochs", "6", "--max-length", "64")
+    result = invoke("train", "topic", "--resume", "--method", "head", "--max-length", "128")
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: cannot resume topic with --method head (the interrupted run had finetune), "
+        "--max-length 128 (the interrupted run had 64): leave them out to resume that run, or "
+        "train without --resume to start afresh\n")
+    result = invoke("train", "topic", "--resume", "--seed", "7")
+    assert result.exit_code == 1 and "--seed 7 (the interrupted run had 42)" in result.output
+    result = invoke("train", "topic", "--resume", "--epochs", "2")
+    assert result.exit_code == 1
+    assert "already trained 2 epochs: give --epochs above 2" in result.output
+    assert len(fake.calls) == 1  # none of them trained
+    # the same values given again, and a higher --epochs, resume
+    result = invoke("train", "topic", "--resume", "--method", "finetune", "--seed", "42",
+                    "--epochs", "8")
+    assert result.exit_code == 0, result.output
+    assert "epoch 2 of 8" in result.stderr and "--epochs 8 (was 6)" in result.stderr
+    assert fake.calls[-1]["options"].epochs == 8.0
+    assert fake.calls[-1]["options"].max_length == 64
+
+
+def test_resume_of_an_older_run_folder_keeps_working(fake, index, invoke, index_path):
+    """Checkpoints left by an older doctagger: run.json without the options."""
+    make_task(index, docs=corpus())
+    interrupt(fake, invoke, "--epochs", "6")
+    marker = index_path / "models" / "topic" / ".checkpoints" / "run.json"
+    run = json.loads(marker.read_text())
+    del run["options"]
+    marker.write_text(json.dumps(run))
+    result = invoke("train", "topic", "--resume", "--epochs", "6")
+    assert result.exit_code == 0, result.output
+    assert "Resuming topic: auto, epoch 2 of 6" in result.stderr

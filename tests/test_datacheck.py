@@ -87,3 +87,105 @@ def test_multi_label_and_spans_count_each_label():
     report = check_data(task(("PER", "ORG"), type_="ner"), spans)
     assert "few entities" not in " ".join(report.warnings)
     assert report.problems and "'ORG'" in report.problems[0]
+
+
+def test_refuses_labels_below_two_examples_unless_allowed():
+    report = check_data(task(("a", "b", "c")), examples({"a": 12, "b": 1, "c": 1}))
+    assert report.problems == [report.too_few]
+    assert report.too_few.startswith("too few examples to train on: 'b' (1), 'c' (1); each "
+                                     "label needs at least 2, one to learn from and one to "
+                                     "test the model on. Label at least 1 more of each (2 "
+                                     "more in all) with 'doctagger label topic'")
+    with pytest.raises(TrainingError, match="too few examples to train on"):
+        require_trainable(report)
+    require_trainable(report, allow_few=True)
+    assert any(w.startswith("few examples for 'b' (1), 'c' (1)") for w in report.warnings)
+    one = check_data(task(), examples({"a": 12, "b": 1}))
+    assert "Label at least 1 more 'b' with" in one.too_few
+    assert check_data(task(), examples({"a": 2, "b": 2})).too_few is None
+
+
+def test_allow_few_does_not_lift_the_other_refusals():
+    report = check_data(task(("a", "b", "c")), examples({"a": 12, "b": 1}))
+    assert len(report.problems) == 2  # 'c' has none, 'b' too few
+    with pytest.raises(TrainingError, match="label 'c' of task 'topic' has no example"):
+        require_trainable(report, allow_few=True)
+
+
+def test_too_few_entities_counts_spans():
+    spans = [Example(text="Ann met Bob", value=[{"start": 0, "end": 3, "label": "PER"}])]
+    report = check_data(task(("PER",), type_="ner"), spans)
+    assert report.too_few.startswith("too few entities to train on: 'PER' (1)")
+
+
+# -- after training: did it learn anything? ---------------------------------------------
+def scores(recalls: dict, matrix=None, multi=False):
+    per = {label: {"precision": r, "recall": r, "f1": r, "support": 5}
+           for label, r in recalls.items()}
+    out = {"macro_f1": sum(recalls.values()) / len(recalls), "per_label": per,
+           "labels": list(recalls), "multi_label": multi}
+    if matrix is not None:
+        out["confusion_matrix"] = matrix
+    return out
+
+
+def test_a_classifier_that_predicts_one_class_learned_nothing():
+    from doctagger.datacheck import check_learning
+
+    metrics = scores({"neutral": 1.0, "positive": 0.0, "negative": 0.0},
+                     matrix=[[5, 0, 0], [5, 0, 0], [5, 0, 0]])
+    warnings, nothing = check_learning(task(("neutral", "positive", "negative")), metrics,
+                                       "class")
+    assert nothing and warnings == [
+        "the model predicts only 'neutral' on the held-out set: it has not learned "
+        "'positive' and 'negative' (recall 0); label more examples of them with 'doctagger "
+        "label topic --strategy uncertain', or train longer (a higher --epochs)"]
+    # without a confusion matrix it can only say what it recognises
+    warnings, nothing = check_learning(task(("a", "b")), scores({"a": 0.8, "b": 0.0}),
+                                       "class")
+    assert nothing and warnings[0].startswith("the model recognises only 'a' on the held-out")
+
+
+def test_a_classifier_that_misses_one_label_gets_a_warning_only():
+    from doctagger.datacheck import check_learning
+
+    metrics = scores({"a": 0.8, "b": 0.6, "c": 0.0})
+    warnings, nothing = check_learning(task(("a", "b", "c")), metrics, "class")
+    assert not nothing
+    assert warnings == ["the model never recognises 'c' on the held-out set (recall 0): label "
+                        "more examples of them with 'doctagger label topic --strategy "
+                        "uncertain', or train longer (a higher --epochs)"]
+    assert check_learning(task(), scores({"a": 0.8, "b": 0.6}), "class") == ([], False)
+    # no per-label scores (or no held-out example of any label): nothing to say
+    assert check_learning(task(), {"macro_f1": 0.0}, "class") == ([], False)
+    assert check_learning(task(), {}, "class") == ([], False)
+
+
+def test_multi_label_learned_nothing_only_when_it_recognises_none():
+    from doctagger.datacheck import check_learning
+
+    t = task(multi_label=True)
+    assert check_learning(t, scores({"a": 0.0, "b": 0.0}, multi=True), "classes")[1]
+    warnings, nothing = check_learning(t, scores({"a": 0.7, "b": 0.0}, multi=True), "classes")
+    assert not nothing and warnings[0].startswith("the model never recognises 'b'")
+
+
+def test_an_ner_model_with_entity_f1_zero_learned_nothing():
+    from doctagger.datacheck import check_learning
+
+    t = task(("PER", "ORG"), type_="ner")
+    zero = {"f1": 0.0, "per_type": {"PER": {"precision": 0.0, "recall": 0.0, "f1": 0.0,
+                                            "support": 7},
+                                    "ORG": {"precision": 0.0, "recall": 0.0, "f1": 0.0,
+                                            "support": 3}}}
+    warnings, nothing = check_learning(t, zero, "spans")
+    assert nothing and warnings[0].startswith(
+        "the model found none of the 10 entities of the held-out set (entity F1 0.000): it "
+        "has not learned to recognise 'PER' and 'ORG' yet; train longer")
+    some = {"f1": 0.5, "per_type": {"PER": {"recall": 0.7, "support": 7},
+                                    "ORG": {"recall": 0.0, "support": 3}}}
+    warnings, nothing = check_learning(t, some, "spans")
+    assert not nothing and warnings[0].startswith(
+        "the model finds no 'ORG' entity of the held-out set (recall 0)")
+    # no entity on either side: seqeval's empty per_type, nothing to judge
+    assert check_learning(t, {"f1": 0.0, "per_type": {}}, "spans") == ([], False)

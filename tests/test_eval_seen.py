@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.test_cli_train import corpus, fake, make_task  # noqa: F401 (fixture)
 
 
@@ -35,3 +37,19 @@ def test_eval_file_of_unseen_or_held_out_texts_does_not_warn(fake, index, invoke
     assert out["seen_in_training"] == 0
     # the held-out evaluation has no such key: its texts are the held-out ones by design
     assert "seen_in_training" not in json.loads(invoke("eval", "topic", "--json").stdout)
+
+
+def test_eval_file_names_the_line_of_a_refused_conll_tag(index, tmp_path):
+    """As import does: the line of the token whose entity type the task refuses, not the
+    sentence's first line."""
+    from doctagger.errors import ImportFormatError
+    from doctagger.evaluation import file_examples
+    from doctagger.tasktypes import Task
+    from tests.fakes import FakeNER
+
+    task = Task(name="ents", type="fakener", labels=["PER"])
+    f = tmp_path / "gold.conll"
+    f.write_text("Bob\tB-PER\nmet\tO\nthe\tO\ncat\tB-animal\n.\tO\n")
+    with pytest.raises(ImportFormatError) as info:
+        file_examples(index, task, FakeNER(), f)
+    assert info.value.line == 4 and "animal" in str(info.value)

@@ -297,6 +297,47 @@ def test_checkpoint_dir(tmp_path):
     assert training.resume_checkpoint(TrainOptions(resume=True), tmp_path / "none") is False
 
 
+def test_activation_rule():
+    """doctagger.train.activation: when a new version replaces the active one."""
+    from doctagger.train import ACTIVATING, activation
+
+    scored = {"version": 1, "metrics": {"macro_f1": 0.6}}
+    unscored = {"version": 1, "metrics": {"note": "no held-out split"}}
+    good, bad = {"macro_f1": 0.7}, {"macro_f1": 0.2}
+    assert activation(None, {}, False, False) == "first"  # even unmeasured
+    assert activation(None, bad, True, True) == "first"  # even useless: nothing else to use
+    assert activation(unscored, {}, False, False) == "replaced"
+    assert activation(unscored, bad, True, True) == "replaced"
+    assert activation(scored, {}, False, False) == "unmeasured"
+    assert activation(scored, good, False, False) == "unmeasured"  # no held-out examples
+    assert activation(scored, bad, True, True) == "learned-nothing"
+    assert activation(scored, bad, True, False) == "replaced"  # worse, but it learned
+    assert activation(scored, {"macro_f1": 0.65}, True, True) == "replaced"
+    assert activation(scored, {"f1": 0.9}, True, True) == "learned-nothing"  # not comparable
+    assert ACTIVATING == ("first", "replaced")
+
+
+def test_resume_options_from_the_library(tmp_path):
+    """Without the CLI's parameter sources, options that differ from the defaults count
+    as given."""
+    from doctagger.tasktypes import Task
+    from doctagger.train import RUN_FILE, resume_options
+
+    task = Task(name="topic", type="fake", labels=["a", "b"])
+    options = TrainOptions(resume=True)
+    assert resume_options(task, options, tmp_path) == (options, None)  # nothing saved
+    saved = {**{k: None for k in ("base_model", "preset", "batch_size", "learning_rate",
+                                  "weight_decay")},
+             "method": "finetune", "epochs": 6.0, "max_length": 64, "seed": 42,
+             "eval_fraction": 0.2}
+    (tmp_path / RUN_FILE).write_text(json.dumps({"options": saved}))
+    resumed, line = resume_options(task, options, tmp_path)
+    assert (resumed.method, resumed.epochs, resumed.max_length) == ("finetune", 6.0, 64)
+    assert line is None  # no checkpoint yet: nothing to announce
+    with pytest.raises(TrainingError, match="--max-length 128 .the interrupted run had 64."):
+        resume_options(task, TrainOptions(resume=True, max_length=128), tmp_path)
+
+
 DISTRIBUTED_SCRIPT = r'''
 import json, os, sys
 from pathlib import Path

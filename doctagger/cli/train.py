@@ -67,19 +67,27 @@ def _metric_line(metrics: dict) -> str:
               show_default=True,
               help="Share of the labelled documents held out for evaluation (0: none).")
 @click.option("--resume", is_flag=True,
-              help="Continue an interrupted run from its last checkpoint.")
+              help="Continue an interrupted run from its last checkpoint, with its options "
+                   "(those given again must match, except a higher --epochs).")
+@click.option("--allow-few-examples", is_flag=True,
+              help="Train even when a label has fewer than 2 examples (a smoke test: such "
+                   "a model can be neither learned nor measured).")
 @click.option("--report-to", "report_to", multiple=True, type=click.Choice(list(REPORTERS)),
               callback=_check_reporters,
               help="Also log the run to this tracker (its package must be installed). "
                    "Repeatable.")
 @json_option
-def train(task, base_model, method, preset, epochs, batch_size, learning_rate, weight_decay,
-          max_length, seed, eval_fraction, resume, report_to, json_):
-    """Train a new model version of TASK on its labels, and make it active.
+@click.pass_context
+def train(ctx, task, base_model, method, preset, epochs, batch_size, learning_rate,
+          weight_decay, max_length, seed, eval_fraction, resume, allow_few_examples, report_to,
+          json_):
+    """Train a new model version of TASK on its labels, and register it.
 
     Checks the data first (too few examples, imbalance, duplicates, conflicting labels),
     holds out --eval-fraction of the documents, trains, and registers the version with its
-    held-out metrics in models/TASK/vN/.
+    held-out metrics in models/TASK/vN/. A version with no held-out score, or one that
+    learned nothing, does not replace an active version that scores better: it is
+    registered, and 'doctagger models use TASK VERSION' makes it active.
 
     \b
     Examples:
@@ -89,15 +97,20 @@ def train(task, base_model, method, preset, epochs, batch_size, learning_rate, w
       doctagger train topic --resume
       torchrun --nproc_per_node 2 -m doctagger train topic
     """
+    from click.core import ParameterSource
+
     from doctagger.tasktypes import TrainOptions
-    from doctagger.train import train_task
+    from doctagger.train import RUN_OPTIONS, train_task
 
     options = TrainOptions(base_model=base_model, method=method, preset=preset, epochs=epochs,
                            batch_size=batch_size, learning_rate=learning_rate,
                            weight_decay=weight_decay, max_length=max_length, seed=seed,
                            eval_fraction=eval_fraction, resume=resume,
                            report_to=list(report_to), progress=_say)
-    result = train_task(get_index(), task, options)
+    given = {key for key in RUN_OPTIONS if ctx.get_parameter_source(key) in (
+        ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT, ParameterSource.PROMPT)}
+    result = train_task(get_index(), task, options, explicit=given,
+                        allow_few=allow_few_examples)
     from doctagger.training import is_main_process
 
     if not is_main_process():
@@ -105,23 +118,58 @@ def train(task, base_model, method, preset, epochs, batch_size, learning_rate, w
     if json_:
         echo_json(result)
         return
+    for line in outcome_lines(result):
+        click.echo(line)
+
+
+def outcome_lines(result: dict) -> list[str]:
+    """What ``train`` says on stdout: the version, whether it became active and why, its
+    held-out scores, and the command to switch when it did not."""
+    name, version = result["task"], result["version"]
+    how = result.get("activation") or {"reason": "first" if result["active"] else "kept"}
+    reason, previous = how["reason"], how.get("previous")
     seconds = f" in {result['seconds']:.1f} s" if result.get("seconds") is not None else ""
-    click.echo(f"Trained {result['task']} v{result['version']} ({result['method']} from "
-               f"{_short_model(result['base_model']) or 'the default model'}){seconds}; "
-               "it is now active.")
-    if result["eval_examples"]:
-        click.echo(f"Held-out ({result['eval_examples']} examples): "
-                   f"{_metric_line(result['metrics']) or 'no metrics reported'}")
+    trained = (f"Trained {name} v{version} ({result['method']} from "
+               f"{_short_model(result['base_model']) or 'the default model'}){seconds}")
+    score = result["headline"]
+    before = previous and previous.get("headline")
+
+    def shown(headline) -> str:
+        return f"{headline['metric']} {headline['value']:.3f}" if headline else "no score"
+
+    lines = []
+    if result["active"]:
+        was = f" (replacing v{previous['version']})" if previous else ""
+        if not result["eval_examples"]:
+            lines.append(f"{trained}; it is now active{was}, but its quality is UNMEASURED: "
+                         f"no held-out evaluation ({how.get('unmeasured') or 'see above'}).")
+            lines.append("Label more examples, from several documents, and train again to "
+                         "measure it.")
+        elif how.get("learned_nothing"):
+            lines.append(f"{trained}; it is now active{was}, but it learned nothing (see the "
+                         "warning above).")
+        else:
+            lines.append(f"{trained}; it is now active{was}.")
     else:
-        click.echo("No held-out evaluation (see the warning above).")
-    click.echo(f"Model: {result['path']}")
+        old = previous["version"] if previous else "?"
+        why = (f"v{version} has no held-out score ({how.get('unmeasured') or 'see above'}) and "
+               f"v{old} has one ({shown(before)})" if reason == "unmeasured" else
+               f"v{version} learned nothing (see the warning above) and v{old} scores better "
+               f"on its own held-out set ({shown(before)} against {shown(score)})")
+        lines.append(f"{trained}; v{old} stays active: {why}.")
+        lines.append(f"To use v{version} anyway: doctagger models use {name} {version}")
+    if result["eval_examples"]:
+        lines.append(f"Held-out ({result['eval_examples']} examples): "
+                     f"{_metric_line(result['metrics']) or 'no metrics reported'}")
+    lines.append(f"Model: {result['path']}")
+    return lines
 
 
 @click.command("eval")
 @click.argument("task")
 @click.option("--model", "version", metavar="VERSION",
               help="Version to evaluate, e.g. 3 or v3 [default: the active one].")
-@click.option("--file", "file", type=click.Path(dir_okay=False),
+@click.option("--file", "file", type=click.Path(dir_okay=False, exists=True),
               help="Evaluate on this label file (CSV, JSONL or CoNLL, as 'import' reads) "
                    "instead of the held-out examples.")
 @click.option("--format", "fmt", type=click.Choice(["auto", "csv", "tsv", "jsonl", "conll"]),
