@@ -10,6 +10,8 @@ How ``tag_task`` keeps memory flat and other writers unblocked, however large th
   and the next run carries on with the chunks that still lack a prediction;
 - a text seen earlier in the run (the exact same text) is not predicted again
   (:class:`PredictionCache`, bounded);
+- every prediction is checked before it is stored (:mod:`doctagger.predictions`): a
+  broken one stops the run with a PluginError and nothing of its batch is written;
 - after each page, the documents it touched are rolled up into document tags (the task
   type's ``rollup``), read outside a transaction, then written a few documents per
   transaction: that task's tags of a document are replaced as a whole.
@@ -24,7 +26,6 @@ type does not implement ``rollup``; plugins may call them from their own.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import time
@@ -32,6 +33,8 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from doctagger.errors import NotFoundError, PluginError
+from doctagger.predictions import (is_score, label_value, predict, prediction_problem,  # noqa: F401
+                                   predictor_of, value_problem)
 from doctagger.tasktypes import ChunkPrediction, DocumentTag, Prediction, Task
 
 if TYPE_CHECKING:  # the index module pulls in sqlite-utils: keep `--help` fast
@@ -92,23 +95,6 @@ def load_predictor(index: Index, task: Task, task_type, model: dict):
     return task_type.load(task, registry.model_dir(index, task, model["version"]))
 
 
-def predict(predictor, texts: list[str]) -> list[Prediction]:
-    """``predictor.predict(texts)`` under ``torch.inference_mode``, checked."""
-    if not texts:
-        return []
-    try:
-        import torch
-        mode = torch.inference_mode()
-    except ImportError:  # pragma: no cover - torch is a dependency
-        mode = contextlib.nullcontext()
-    with mode:
-        out = list(predictor.predict(list(texts)))
-    if len(out) != len(texts):
-        raise PluginError(f"the task type's predictor returned {len(out)} predictions for "
-                          f"{len(texts)} texts; report this to the plugin's authors")
-    return out
-
-
 # -- tagging ------------------------------------------------------------------------------
 def count_to_tag(index: Index, model_id: int, *, all: bool = False) -> int:
     if all:
@@ -150,10 +136,11 @@ class PredictionCache:
     used out), so memory stays flat; batches are sorted by length, so copies of a text meet
     in the same or a nearby batch anyway."""
 
-    def __init__(self, size: int = 10_000):
+    def __init__(self, size: int = 10_000, *, task_type=None, task: Task | None = None):
         from collections import OrderedDict
 
         self.size = size
+        self.task_type, self.task = task_type, task  # given: new predictions are checked
         self.items: OrderedDict = OrderedDict()
         self.hits = 0
 
@@ -170,7 +157,8 @@ class PredictionCache:
             else:
                 todo.setdefault(key, row["text"])
         self.hits += len(rows) - len(todo)
-        for key, prediction in zip(todo, predict(predictor, list(todo.values()))):
+        for key, prediction in zip(todo, predict(predictor, list(todo.values()),
+                                                 task_type=self.task_type, task=self.task)):
             self.items[key] = prediction
         out = [self.items[key] for key in keys]
         while len(self.items) > self.size:
@@ -203,9 +191,14 @@ def write_predictions(index: Index, task: Task, model_id: int, rows: list[dict],
     from doctagger.index import now
 
     stamp = now()
-    values = [(task.id, model_id, r["id"], _json_value(p.value), float(p.score),
-               _json_scores(p.scores), u, rv, stamp)
-              for r, p, u, rv in zip(rows, predictions, uncertainties, review)]
+    try:
+        values = [(task.id, model_id, r["id"], _json_value(p.value), float(p.score),
+                   _json_scores(p.scores), u, rv, stamp)
+                  for r, p, u, rv in zip(rows, predictions, uncertainties, review)]
+    except (TypeError, ValueError, AttributeError) as exc:  # nothing of the batch is written
+        raise PluginError(f"{predictor_of(task)} returned a prediction that cannot be stored "
+                          f"({type(exc).__name__}: {exc}); report this to the plugin's "
+                          "authors") from None
     with index.write("writing predictions") as db:
         db.conn.executemany(
             "insert into predictions (task_id, model_id, chunk_id, value, score, scores, "
@@ -294,7 +287,7 @@ def tag_task(index: Index, task_name: str, *, version: int | str | None = None,
         predictor = load_predictor(index, task, task_type, model)
         summary["load_seconds"] = round(time.monotonic() - clock, 2)
         predict_seconds = 0.0
-        cache = PredictionCache()
+        cache = PredictionCache(task_type=task_type, task=task)  # checks what it predicts
         chunk_level = task.level != "document"
         carry = None  # the page's last document may go on in the next page: roll it up then
         for page in iter_chunk_pages(index, model["id"], all=all, page_size=page_size):
@@ -523,6 +516,7 @@ def rollup_spans(task: Task, items: list[ChunkPrediction],
 
 
 __all__ = ["tag_task", "resolve_model", "require_model", "load_predictor", "predict",
+           "prediction_problem", "value_problem", "is_score", "label_value", "predictor_of",
            "uncertainty_of", "stored_prediction",
            "rollup", "rollup_documents", "rollup_classes", "rollup_spans",
            "document_predictions", "register_rules_version"]

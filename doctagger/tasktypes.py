@@ -130,6 +130,8 @@ class TaskType:
     levels: tuple[str, ...] = ("chunk", "document")
     #: True when `train` is needed before `tag` (a rule-based task type sets False)
     needs_training: bool = True
+    #: the `train --method` values offered (checked before any work); None offers all
+    methods: tuple[str, ...] | None = None
 
     def check_labels(self, labels: list[str], *, multi_label: bool, level: str) -> None:
         """Refuse a label set or options that cannot work (raise InvalidLabelError)."""
@@ -164,6 +166,8 @@ class TaskType:
 
     def render(self, task: Task, text: str, value: Any) -> str:
         """A one-line human rendering of a value (for `show`, `label`, exports)."""
+        if value is None:  # a predictor's "no answer"
+            return "(no answer)"
         if isinstance(value, list):
             if value and isinstance(value[0], dict):
                 return ", ".join(f"{text[s['start']:s['end']]!r}={s['label']}" for s in value)

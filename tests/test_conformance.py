@@ -214,3 +214,163 @@ def test_keywords_conforms(tmp_path):
     report = check_task_type(task_type, labels=labels, tmp_path=tmp_path, multi_label=True,
                              task_options={"rules": {label: label for label in labels}})
     report.assert_ok()
+
+
+# -- predictions: normalised values, one message per broken promise ---------------------------
+class Multi(Fine):
+    """Multi-label: validate accepts a bare label (as the keywords type does) and gives a
+    sorted list; the predictor returns whatever ``shape`` makes of the labels it finds."""
+
+    name = "multi"
+    shape = staticmethod(lambda hits: sorted(hits))
+
+    def validate(self, task, value):
+        value = [value] if isinstance(value, str) else value
+        if not isinstance(value, list) or any(v not in task.labels for v in value):
+            raise InvalidLabelError(f"give a list of labels, not {value!r}")
+        return sorted(set(value))
+
+    def load(self, task, model_dir):
+        shape = self.shape
+
+        class Predictor:
+            def predict(self, texts):
+                out = []
+                for text in texts:
+                    hits = [label for label in task.labels if label in text]
+                    value = shape(hits)
+                    out.append(Prediction(value, 0.0 if value is None else 0.9))
+                return out
+
+        return Predictor()
+
+    def rollup(self, task, items):
+        return []
+
+
+def _multi(shape, **kw):
+    return type("M", (Multi,), {"shape": staticmethod(shape), **kw})
+
+
+def test_a_bare_string_for_a_multi_label_task_is_refused(tmp_path):
+    report = check_task_type(_multi(lambda hits: hits[0]), labels=["alpha", "beta"],
+                             multi_label=True, tmp_path=tmp_path)
+    assert report.problems == [
+        "predict: predict() returned 'alpha' for a multi-label task; return the normalised "
+        "value ['alpha'] (what validate() gives) (8 of 8 texts; the first is shown)",
+        "predict (long text): predict() returned 'alpha' for a multi-label task; return the "
+        "normalised value ['alpha'] (what validate() gives)"]
+
+
+def test_an_unsorted_list_is_refused_and_none_is_no_answer(tmp_path):
+    report = check_task_type(_multi(lambda hits: sorted(hits, reverse=True)),
+                             labels=["alpha", "beta"], multi_label=True, tmp_path=tmp_path)
+    # only the texts that name both labels get an unsorted list
+    assert report.problems == [
+        "predict: predict() returned ['beta', 'alpha'] for a multi-label task; return the "
+        "normalised value ['alpha', 'beta'] (what validate() gives) (2 of 8 texts)",
+        "predict (long text): predict() returned ['beta', 'alpha'] for a multi-label task; "
+        "return the normalised value ['alpha', 'beta'] (what validate() gives)"]
+    none = check_task_type(_multi(lambda hits: sorted(hits) if "beta" in hits else None),
+                           labels=["alpha", "beta"], multi_label=True, tmp_path=tmp_path)
+    none.assert_ok()
+
+
+def test_a_generator_is_named(tmp_path):
+    class Lazy(Fine):
+        name = "lazy"
+
+        def load(self, task, model_dir):
+            inner = super().load(task, model_dir)
+
+            class Predictor:
+                def predict(self, texts):
+                    yield from inner.predict(texts)
+
+            return Predictor()
+
+    report = check_task_type(Lazy, labels=["alpha", "beta"], tmp_path=tmp_path)
+    assert report.problems == ["predict: predict() returned a generator; return a list of "
+                               "Prediction, one per text"]
+    assert [s.status for s in report.steps[-4:]] == ["ok"] * 4  # the check went on
+
+
+def test_a_tuple_or_none_is_named(tmp_path):
+    def make(result):
+        class T(Fine):
+            name = "t"
+
+            def load(self, task, model_dir):
+                inner = super().load(task, model_dir)
+
+                class Predictor:
+                    def predict(self, texts):
+                        return result(inner.predict(texts))
+
+                return Predictor()
+
+        return T
+
+    report = check_task_type(make(tuple), labels=["alpha", "beta"], tmp_path=tmp_path)
+    assert report.problems == ["predict: predict() returned a tuple; return a list of "
+                               "Prediction, one per text"]
+    report = check_task_type(make(lambda got: None), labels=["alpha", "beta"],
+                             tmp_path=tmp_path / "none")
+    assert report.problems == ["predict: predict() returned None; return a list of "
+                               "Prediction, one per text"]
+    assert {s.name for s in report.steps if s.status == "skipped"} == {
+        "evaluate", "rollup", "uncertainty", "render"}
+
+
+def test_a_broken_promise_is_said_once(tmp_path):
+    report = check_task_type(Broken(), labels=["alpha", "beta"], tmp_path=tmp_path)
+    scores = [p for p in report.problems if "score 1.5" in p]
+    assert scores == ["predict: score 1.5 is not a number from 0 to 1 (8 of 8 texts)"]
+    assert len(report.problems) == len(set(report.problems))
+
+
+class Bare:
+    """A task type that does not subclass TaskType, and lacks ``evaluate``."""
+
+    name = "bare"
+    value_kind = "class"
+    validate = Fine.validate
+    check_labels = TaskType.check_labels
+    train = Fine.train
+    load = Fine.load
+    rollup = Fine.rollup
+    uncertainty = TaskType.uncertainty
+    render = TaskType.render
+
+
+def test_a_missing_method_is_reported_once(tmp_path):
+    report = check_task_type(Bare, labels=["alpha", "beta"], tmp_path=tmp_path)
+    assert report.problems == ["interface: no method evaluate()"]
+    evaluate = next(s for s in report.steps if s.name == "evaluate")
+    assert evaluate.status == "skipped" and "no method evaluate()" in evaluate.detail
+    # without a method every later step needs, the check stops after the interface
+    no_load = type("NoLoad", (Bare,), {"load": None, "evaluate": Fine.evaluate})
+    report = check_task_type(no_load, labels=["alpha", "beta"], tmp_path=tmp_path / "x")
+    assert report.problems == ["interface: no method load()"]
+    assert [s.status for s in report.steps[1:]] == ["skipped"] * 10
+
+
+def test_no_answer_renders_as_such(tmp_path):
+    from doctagger.tasktypes import Task
+
+    task = Task("t", "x", ["a", "b"])
+    assert TaskType().render(task, "text", None) == "(no answer)"
+    assert TaskType().render(task, "text", ["a", "b"]) == "a, b"
+
+    class Silent(Multi):  # predicts None; render gets it too
+        name = "silent"
+        shape = staticmethod(lambda hits: None)
+        seen = []
+
+        def render(self, task, text, value):
+            Silent.seen.append(value)
+            return super().render(task, text, value)
+
+    check_task_type(Silent, labels=["alpha", "beta"], multi_label=True,
+                    tmp_path=tmp_path).assert_ok()
+    assert None in Silent.seen

@@ -43,7 +43,8 @@ def test_doctagger_plugins_lists_it(invoke):
         "name": "keywords", "distribution": "doctagger-keywords",
         "version": metadata.version("doctagger-keywords"), "essential": False,
         "hooks": ["register_commands", "register_task_types"], "task_types": ["keywords"],
-        "extractors": [], "error": None}
+        "extractors": [], "error": None, "loaded": True, "warnings": []}
+    assert invoke("plugins", "--check").exit_code == 0  # the installed plugins are healthy
     plain = invoke("plugins")
     assert "keywords (doctagger-keywords" in plain.output
     assert "task types: keywords" in plain.output

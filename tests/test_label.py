@@ -351,3 +351,19 @@ def test_a_value_the_task_type_refuses_is_asked_again(people, index, invoke, mon
     assert r.exit_code == 0, r.output
     assert "not saved: at most 3 spans in this test" in r.output
     assert len(labels(index, "people")[0]["value"]) == 3
+
+
+def test_prediction_line_of_no_answer():
+    """A rule-based type's "no answer" (None) is shown as such, not as 'None'."""
+    from doctagger.cli.label import _prediction_line
+    from doctagger.labelling import Item
+
+    def line(value, score=0.0):
+        item = Item.__new__(Item)
+        item.prediction = Prediction(value, score)
+        return _prediction_line(item)
+
+    assert line(None) == "model: (no answer) (0.00)"
+    assert line([]) == "model: (none) (0.00)"
+    assert line(["a", "b"], 0.5) == "model: a, b (0.50)"
+    assert line("cardio", 0.9) == "model: cardio (0.90)"

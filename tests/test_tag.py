@@ -18,6 +18,7 @@ import time
 import pytest
 
 from doctagger.index import Index
+from doctagger.tasktypes import Prediction
 from tests.conftest import REPO
 from tests.fakes import (CARDIO, NEURO, OTHER, KeywordClassification, KeywordPredictor,
                          add_document, add_model, add_pdf, create_task, make_pdf)
@@ -428,3 +429,143 @@ def test_models_use_rollback_rebuilds_tags_on_next_tag(invoke, index, corpus):
     assert result.exit_code == 0, result.output
     assert "rebuilt the tags of 2 documents" in result.output
     assert {r["model_id"] for r in index.query("select model_id from document_tags")} == {v1}
+
+
+# -- what tag checks before it writes -----------------------------------------------------
+BLAME = "the predictor of task type 'kwclass' (plugin 'tag-fakes') returned "
+REPORT = "; report this to the plugin's authors"
+
+
+def _predicting(monkeypatch, make):
+    """KeywordPredictor returns ``make(prediction)`` for each text instead."""
+    good = KeywordPredictor.predict
+    monkeypatch.setattr(KeywordPredictor, "predict",
+                        lambda self, texts: [make(p) for p in good(self, texts)])
+
+
+@pytest.mark.parametrize("make, problem", [
+    (lambda p: Prediction("CARDIO", p.score),
+     "'CARDIO', which validate() refuses (unknown label 'CARDIO')"),
+    (lambda p: Prediction(p.value, 100),
+     "score 100 (for 'cardio'); a score is a number from 0 to 1"),
+    (lambda p: Prediction(p.value, float("nan")),
+     "score nan (for 'cardio'); a score is a number from 0 to 1"),
+    (lambda p: Prediction(p.value, "0.9"),
+     "score '0.9' (for 'cardio'); a score is a number from 0 to 1"),
+    (lambda p: {"value": p.value, "score": 0.5},
+     "dict {'value': 'cardio', 'score': 0.5}, not a Prediction (an object with value and "
+     "score)"),
+    (lambda p: p.value, "str 'cardio', not a Prediction (an object with value and score)"),
+])
+def test_a_bad_prediction_stops_tag_and_blames_the_plugin(fakes, index, invoke, monkeypatch,
+                                                          make, problem):
+    add_document(index, "/docs/a.pdf", [["cardio " * 9, "a cardio note"]])
+    create_task(index, "topic")
+    add_model(index, "topic", 1)
+    _predicting(monkeypatch, make)
+    r = invoke("tag", "topic")
+    assert r.exit_code == 1
+    assert BLAME + problem in r.output and r.output.rstrip().endswith(REPORT)
+    assert "unexpected error" not in r.output
+    assert index.scalar("select count(*) from predictions") == 0
+    assert index.scalar("select count(*) from document_tags") == 0
+
+
+def test_a_multi_label_value_must_be_normalised(fakes, index, invoke, monkeypatch):
+    add_document(index, "/docs/a.pdf", [["cardio and neuro"]])
+    create_task(index, "multi", multi_label=True)
+    add_model(index, "multi", 1)
+    _predicting(monkeypatch, lambda p: Prediction(sorted(p.value, reverse=True), p.score))
+    r = invoke("tag", "multi")
+    assert r.exit_code == 1
+    assert (BLAME + "['neuro', 'cardio'] for a multi-label task; return the normalised value "
+            "['cardio', 'neuro'] (what validate() gives)" + REPORT) in r.output
+    _predicting(monkeypatch, lambda p: Prediction("cardio", p.score))
+    r = invoke("tag", "multi")
+    assert r.exit_code == 1 and BLAME + "'cardio', which validate() refuses" in r.output
+
+
+def test_only_the_bad_batch_is_not_written(fakes, index, monkeypatch):
+    from doctagger.errors import PluginError
+    from doctagger.tagging import tag_task
+
+    add_document(index, "/docs/a.pdf", [[f"chunk {i} cardio" for i in range(6)]])
+    create_task(index, "topic")
+    add_model(index, "topic", 1)
+    good = KeywordPredictor.predict
+    calls = []
+
+    def predict(self, texts):
+        calls.append(texts)
+        out = good(self, texts)
+        if len(calls) == 2:
+            out[-1] = Prediction("CARDIO", 0.9)
+        return out
+
+    monkeypatch.setattr(KeywordPredictor, "predict", predict)
+    with pytest.raises(PluginError, match="returned 'CARDIO'"):
+        tag_task(index, "topic", batch_size=2)
+    assert index.scalar("select count(*) from predictions") == 2  # the first batch only
+    monkeypatch.setattr(KeywordPredictor, "predict", good)
+    assert tag_task(index, "topic")["chunks"] == 4  # the next run carries on
+
+
+def test_no_answer_and_span_scores_are_stored(fakes, index, invoke, monkeypatch):
+    """None is "no answer"; a predicted span may carry its own score (validate knows
+    nothing of it), and it is stored with the span."""
+    from tests.fakes import CapsPredictor
+
+    add_document(index, "/docs/a.pdf", [["cardio notes", "Met Tim Cook"]])
+    create_task(index, "topic")
+    add_model(index, "topic", 1)
+    _predicting(monkeypatch, lambda p: Prediction(None, 0.0) if p.value == "other" else p)
+    r = invoke("tag", "topic", "--json")
+    assert r.exit_code == 0, r.output
+    assert sorted(p["value"] for p in index.query("select value from predictions")) == [
+        '"cardio"', "null"]
+    create_task(index, "people", type_="capsner", labels=("PER", "ORG"))
+    assert invoke("tag", "people").exit_code == 0
+    spans = json.loads(index.scalar("select p.value from predictions p join tasks t on "
+                                    "t.id = p.task_id where t.name = 'people' and "
+                                    "p.value != '[]'"))
+    assert spans == [{"start": 4, "end": 7, "label": "PER", "score": 0.6},
+                     {"start": 8, "end": 12, "label": "PER", "score": 0.6}]
+    monkeypatch.setattr(CapsPredictor, "predict", lambda self, texts: [
+        Prediction([{"start": 0, "end": 3, "label": "PER", "score": "high"}], 0.5)
+        for _ in texts])
+    r = invoke("tag", "people", "--all")
+    assert r.exit_code == 1
+    assert ("the predictor of task type 'capsner' (plugin 'tag-fakes') returned a span with "
+            "score 'high'; a score is a number from 0 to 1" + REPORT) in r.output
+
+
+def test_what_cannot_be_stored_or_listed_blames_the_plugin(fakes, index, invoke, monkeypatch):
+    import numpy as np
+
+    from tests.fakes import CapsPredictor
+
+    add_document(index, "/docs/a.pdf", [["Met Tim Cook"]])
+    create_task(index, "people", type_="capsner", labels=("PER",))
+    monkeypatch.setattr(CapsPredictor, "predict", lambda self, texts: [
+        Prediction([{"start": np.int64(4), "end": np.int64(7), "label": "PER"}], 0.5)
+        for _ in texts])
+    r = invoke("tag", "people")
+    assert r.exit_code == 1
+    assert ("the predictor of task type 'capsner' (plugin 'tag-fakes') returned a prediction "
+            "that cannot be stored (TypeError: Object of type int64 is not JSON serializable)"
+            + REPORT) in r.output
+    assert index.scalar("select count(*) from predictions") == 0
+    monkeypatch.setattr(CapsPredictor, "predict", lambda self, texts: None)
+    r = invoke("tag", "people")
+    assert r.exit_code == 1
+    assert ("the predictor of task type 'capsner' (plugin 'tag-fakes') returned None, "
+            "not a list of predictions" + REPORT) in r.output
+
+
+def test_a_generator_of_good_predictions_is_fine(corpus, index, invoke, monkeypatch):
+    good = KeywordPredictor.predict
+    monkeypatch.setattr(KeywordPredictor, "predict",
+                        lambda self, texts: (p for p in good(self, texts)))
+    r = invoke("tag", "topic")
+    assert r.exit_code == 0, r.output
+    assert index.scalar("select count(*) from predictions") == 5

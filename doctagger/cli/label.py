@@ -75,6 +75,8 @@ def _prediction_line(item: Item) -> str | None:
     p = item.prediction
     if p is None or isinstance(p.value, list) and p.value and isinstance(p.value[0], dict):
         return None
+    if p.value is None:  # a rule-based type's "no answer"
+        return f"model: (no answer) ({float(p.score):.2f})"
     value = ", ".join(p.value) if isinstance(p.value, list) else str(p.value)
     return f"model: {value or '(none)'} ({float(p.score):.2f})"
 

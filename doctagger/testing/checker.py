@@ -37,17 +37,25 @@ class _Checker:
             self.problem(f"{name}: raised {_describe(exc)}")
             stop = fatal
         seconds = time.perf_counter() - started
-        status = "failed" if self._step_problems else "ok"
-        detail = self._step_problems[0] if self._step_problems else (
-            result if isinstance(result, str) else "")
+        problems = _once(self._step_problems)
+        status = "failed" if problems else "ok"
+        detail = problems[0] if problems else (result if isinstance(result, str) else "")
         self.report.steps.append(Step(name, status, detail, seconds))
-        self.report.problems.extend(self._step_problems)
+        self.report.problems.extend(problems)
         if stop and self._step_problems:
             raise _Stop
         return result
 
     def skip(self, name: str, why: str) -> None:
         self.report.steps.append(Step(name, "skipped", why))
+
+
+def _once(messages: list[str]) -> list[str]:
+    """Each message once, in order; one said n times gets "(n times)"."""
+    counts: dict[str, int] = {}
+    for message in messages:
+        counts[message] = counts.get(message, 0) + 1
+    return [m if n == 1 else f"{m} ({n} times)" for m, n in counts.items()]
 
 
 def _describe(exc: BaseException) -> str:

@@ -16,7 +16,10 @@ from doctagger.tasktypes import ChunkPrediction, DocumentTag, Example, Task, Tra
 from .checker import _Checker, _describe, _Stop
 from .examples import sample_examples
 from .report import ConformanceReport
-from .values import _bad_values, _check_prediction, _is_unit_float, _json_ok
+from .values import _bad_values, _check_predictions, _is_unit_float, _json_ok
+
+#: methods whose absence leaves nothing to check after the interface step
+_ESSENTIAL = ("check_labels", "validate", "load", "train")
 
 
 def check_task_type(task_type, *, labels: Sequence[str], tmp_path: str | os.PathLike,
@@ -80,9 +83,21 @@ def _check_all(check: _Checker, tt, state, *, labels, tmp_path, examples, level,
         for method in wanted:
             if not callable(getattr(tt, method, None)):
                 check.problem(f"interface: no method {method}()")
+                missing.add(method)
         return f"value_kind={value_kind}, needs_training={needs_training}"
 
+    missing: set[str] = set()  # said once, under interface: their steps are skipped
     check.run("interface", interface, fatal=True)
+    if missing & set(_ESSENTIAL):
+        raise _Stop
+
+    def run(name, fn):
+        """A step that calls the task type's method ``name``, unless it has none."""
+        if name in missing:
+            check.skip(name, f"no method {name}() (see interface)")
+        else:
+            check.run(name, fn)
+
     task = Task(name="conformance", type=str(getattr(tt, "name", "")), labels=labels,
                 multi_label=multi_label, level=level, options=dict(task_options or {}), id=1)
     examples = list(examples) if examples is not None else sample_examples(
@@ -203,30 +218,31 @@ def _check_all(check: _Checker, tt, state, *, labels, tmp_path, examples, level,
 
     def predict():
         predictor = state["predictor"]
-        got = predictor.predict(list(texts))
-        if not isinstance(got, list) or len(got) != len(texts):
-            n = len(got) if hasattr(got, "__len__") else "?"
-            check.problem(f"predict: returned {n} predictions for {len(texts)} texts; "
+        got = _as_list(check, predictor.predict(list(texts)))
+        if got is None:
+            raise _Stop
+        if len(got) != len(texts):
+            check.problem(f"predict: returned {len(got)} predictions for {len(texts)} texts; "
                           "return a list with one Prediction per text, in order")
             raise _Stop
-        for text, prediction in zip(texts, got):
-            _check_prediction(check, tt, task, text, prediction, "predict")
+        _check_predictions(check, tt, task, texts, got, "predict")
         state["predictions"] = got
         empty = predictor.predict([])
-        if list(empty) != []:
+        if empty is None or list(empty) != []:
             check.problem(f"predict: an empty batch returned {empty!r}; return []")
-        single = predictor.predict([texts[0]])
-        if len(single) != 1 or single[0].value != got[0].value \
-                or abs(float(single[0].score) - float(got[0].score)) > 1e-3:
+        single = _as_list(check, predictor.predict([texts[0]])) or []
+        if len(single) != 1:
+            check.problem(f"predict: one text gave {len(single)} predictions; return one")
+        elif single[0].value != got[0].value or _differ(single[0].score, got[0].score):
             check.problem("predict: the first text alone gets a different prediction than in "
-                          f"a batch ({single[0].value!r}, {float(single[0].score):.4f} vs "
-                          f"{got[0].value!r}, {float(got[0].score):.4f}); padding or batch "
+                          f"a batch ({single[0].value!r}, {_num(single[0].score)} vs "
+                          f"{got[0].value!r}, {_num(got[0].score)}); padding or batch "
                           "order leaks into the result")
-        long = predictor.predict([long_text])
+        long = _as_list(check, predictor.predict([long_text])) or []
         if len(long) != 1:
             check.problem("predict: a long text did not give exactly one prediction")
         else:
-            _check_prediction(check, tt, task, long_text, long[0], "predict (long text)")
+            _check_predictions(check, tt, task, [long_text], long, "predict (long text)")
         return f"{len(texts)} texts, an empty batch and a {len(long_text.split())}-word text"
 
     check.run("predict", predict)
@@ -242,7 +258,7 @@ def _check_all(check: _Checker, tt, state, *, labels, tmp_path, examples, level,
             check.problem("evaluate: the metrics are not JSON-serialisable")
         return ", ".join(sorted(metrics)[:6]) if isinstance(metrics, dict) else ""
 
-    check.run("evaluate", evaluate)
+    run("evaluate", evaluate)
 
     def rollup():
         items = [ChunkPrediction(chunk_id=1000 + n, page=1 + n // 2, text=t, prediction=p)
@@ -276,7 +292,7 @@ def _check_all(check: _Checker, tt, state, *, labels, tmp_path, examples, level,
                           "return []")
         return f"{len(tags)} document tags from {len(items)} chunks"
 
-    check.run("rollup", rollup)
+    run("rollup", rollup)
 
     def uncertainty():
         for prediction in predictions:
@@ -290,14 +306,48 @@ def _check_all(check: _Checker, tt, state, *, labels, tmp_path, examples, level,
                               "a finite float (higher = ask the user sooner)")
                 break
 
-    check.run("uncertainty", uncertainty)
+    run("uncertainty", uncertainty)
 
     def render():
-        for example in examples:
-            text = tt.render(task, example.text, example.value)
+        # labelled values, then what the model predicted (None too: "no answer")
+        shown = [(e.text, e.value) for e in examples] + [
+            (t, p.value) for t, p in zip(texts, predictions)]
+        for text_, value in shown:
+            text = tt.render(task, text_, value)
             if not isinstance(text, str):
                 check.problem(f"render: returned {type(text).__name__} for "
-                              f"{example.value!r}; return a one-line str")
+                              f"{value!r}; return a one-line str")
                 break
 
-    check.run("render", render)
+    run("render", render)
+
+
+def _as_list(check: _Checker, got) -> list | None:
+    """``got`` as a list; anything else (a generator, a tuple, None) is a problem, said
+    once a check. None when it cannot be read as a sequence at all."""
+    if isinstance(got, list):
+        return got
+    what = "None" if got is None else f"a {type(got).__name__}"
+    message = f"predict: predict() returned {what}; return a list of Prediction, one per text"
+    if message not in check.report.problems + check._step_problems:
+        check.problem(message)
+    try:
+        return list(got)
+    except TypeError:
+        return None
+
+
+def _number(x) -> float | None:
+    try:
+        return None if isinstance(x, (str, bytes)) else float(x)
+    except (TypeError, ValueError):
+        return None
+
+
+def _differ(a, b) -> bool:
+    x, y = _number(a), _number(b)
+    return abs(x - y) > 1e-3 if x is not None and y is not None else a != b
+
+
+def _num(x) -> str:
+    return f"{_number(x):.4f}" if _number(x) is not None else repr(x)
