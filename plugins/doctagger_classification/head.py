@@ -70,6 +70,42 @@ def _choose_c(x, y, seed: int) -> tuple[float, str]:
     return best_c, f"{folds}-fold cross-validation"
 
 
+def _scale(x, y, c: float, seed: int) -> tuple[float, str]:
+    """A factor for the logits (temperature scaling: labels unchanged) that makes the
+    probabilities honest: the one with the least cross-validated log-loss on the training
+    split, when every class has at least 2 examples; else 1.
+
+    Logistic regression on few examples, regularised, is underconfident: on the medical
+    abstracts with 30-150 labels its top probability averaged 0.2-0.4 while it was right
+    about half the time, so ``--min-score`` could not separate anything. Measured there
+    (6 draws each, 800 test abstracts): expected calibration error 0.20 -> 0.14 at 30
+    labels, 0.18 -> 0.10 at 60, 0.14 -> 0.10 at 150, 0.07 -> 0.09 at 400; test log-loss
+    lower or equal at every size (docs/classification.md)."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    classes, index = np.unique(y, return_inverse=True)
+    counts = np.bincount(index)
+    if len(classes) < 2 or counts.min() < 2 or len(y) > 20000:
+        return 1.0, "none"
+    folds = int(min(5, counts.min()))
+    cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    z = cross_val_predict(LogisticRegression(C=c, max_iter=2000, class_weight="balanced"),
+                          x, y, cv=cv, method="decision_function")
+    if z.ndim == 1:  # two classes: one logit, as fit() splits it in two
+        z = np.stack([-z / 2, z / 2], axis=1)
+    best, best_scale = float("inf"), 1.0
+    for scale in np.geomspace(0.25, 30, 80):
+        logits = z * scale
+        logits = logits - logits.max(axis=1, keepdims=True)
+        log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        loss = float(-log_p[np.arange(len(index)), index].mean())
+        if loss < best - 1e-12:
+            best, best_scale = loss, float(scale)
+    return round(best_scale, 4), f"{folds}-fold cross-validated log-loss"
+
+
 def fit(x, targets, *, n_labels: int, multi_label: bool, seed: int = 42):
     """Fit the linear head. Returns (weight (labels, dim), bias (labels), info)."""
     import numpy as np
@@ -90,7 +126,12 @@ def fit(x, targets, *, n_labels: int, multi_label: bool, seed: int = 42):
         else:
             for row, cls in enumerate(classes):
                 weight[cls], bias[cls] = clf.coef_[row], clf.intercept_[row]
-        return weight, bias, {"C": c, "C_chosen_by": how}
+        scale, scaled_by = _scale(x, y, c, seed)
+        seen = np.asarray(classes)
+        weight[seen] *= scale
+        bias[seen] *= scale
+        return weight, bias, {"C": c, "C_chosen_by": how, "scale": scale,
+                              "scale_chosen_by": scaled_by}
     y = np.asarray(targets, dtype=float) > 0.5
     weight = np.zeros((n_labels, dim), dtype=np.float32)
     bias = np.zeros((n_labels,), dtype=np.float32)

@@ -127,12 +127,14 @@ def _train_head(task, train_texts, train_values, options, folder: Path, base: st
                                       seed=int(options.seed))
     head.save(folder, weight, bias, labels=task.labels, multi_label=task.multi_label,
               encoder=options.base_model, encoder_path=base, max_length=encoder.max_length,
-              info={"C": fit_info["C"]})
+              info={k: fit_info[k] for k in ("C", "scale") if k in fit_info})
     if task.multi_label:
         multilabel.save(folder, task.labels, [multilabel.DEFAULT] * len(task.labels))
     return {"method": "head", "encoder_path": base, "device": encoder.device,
             "max_length": encoder.max_length,
             "hyperparameters": {"C": fit_info["C"], "C_chosen_by": fit_info["C_chosen_by"],
+                                **{k: fit_info[k] for k in ("scale", "scale_chosen_by")
+                                   if k in fit_info},
                                 "class_weight": "balanced", "pooling": "mean"},
             "train_seconds": round(time.perf_counter() - started, 2)}
 
