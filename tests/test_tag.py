@@ -569,3 +569,17 @@ def test_a_generator_of_good_predictions_is_fine(corpus, index, invoke, monkeypa
     r = invoke("tag", "topic")
     assert r.exit_code == 0, r.output
     assert index.scalar("select count(*) from predictions") == 5
+
+
+def test_ctrl_c_says_how_to_carry_on(corpus, invoke, monkeypatch):
+    from doctagger import tagging
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tagging, "tag_task", interrupted)
+    r = invoke("tag", "topic")
+    assert r.exit_code == 1
+    assert "Interrupted: the predictions written so far are kept; run 'doctagger tag topic' " \
+           "again to carry on from there" in r.output
+    assert "Aborted!" in r.output and "Traceback" not in r.output

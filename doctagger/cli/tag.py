@@ -57,11 +57,17 @@ def tag(task, version, all_, batch_size, min_score, write_pdf, json_):
         if total:
             bar_cm = click.progressbar(length=total, label=f"Tagging {task}",
                                        file=click.get_text_stream("stderr"))
-    with bar_cm as bar:
-        if bar is not None:
-            progress = bar.update
-        summary = tag_task(index, task, version=version, all=all_, batch_size=batch_size,
-                           min_score=min_score, progress=progress)
+    try:
+        with bar_cm as bar:
+            if bar is not None:
+                progress = bar.update
+            summary = tag_task(index, task, version=version, all=all_, batch_size=batch_size,
+                               min_score=min_score, progress=progress)
+    except KeyboardInterrupt:
+        click.echo(f"\nInterrupted: the predictions written so far are kept; run 'doctagger "
+                   f"tag {task}' again to carry on from there (it also writes the document "
+                   "tags this run did not get to).", err=True)
+        raise
     if write_pdf:
         from doctagger.pdf_writeback import write_pdfs
 
