@@ -335,10 +335,11 @@ def test_ingest_killed_anywhere(seed, fakes, pdf_sets, ingest_expected, tmp_path
     shutil.copytree(v2, pdfs, dirs_exist_ok=True)
     before = label_rows(index_path)
     args = ["ingest", pdfs, "--workers", "2", "--ocr", "off"]
-    # killed while it writes (between its first commit and 60% of the time an
-    # uninterrupted run writes, a margin for a busy machine): re-extracting changed files,
-    # re-attaching their labels, storing new ones
-    run_and_kill(args, index_path, seed=seed, window=(0.0, 0.6 * writing), after_commit=True)
+    # killed while it writes (between its first commit and 40% of the time an
+    # uninterrupted run writes: a margin for a machine whose load changed since that run,
+    # which made 60% too late once): re-extracting changed files, re-attaching their
+    # labels, storing new ones
+    run_and_kill(args, index_path, seed=seed, window=(0.0, 0.4 * writing), after_commit=True)
     check_index(index_path, before)
     run(args, index_path)
     check_index(index_path, before, after_kill=False)
