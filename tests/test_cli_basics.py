@@ -203,3 +203,16 @@ def test_an_index_folder_holding_something_else(invoke, tmp_path):
     (tmp_path / "b" / "doctagger.db").mkdir(parents=True)
     r = invoke("--index", tmp_path / "b", "docs")
     assert r.exit_code == 1 and "doctagger.db is a folder, not a database" in r.output
+
+
+def test_an_index_that_is_a_file_says_where_it_was_set(invoke, tmp_path, monkeypatch):
+    f = tmp_path / "notes.txt"
+    f.write_text("x")
+    r = invoke("--index", f, "status")
+    assert r.exit_code == 2 and f"--index {f} is a file; the index is a folder" in r.output
+    monkeypatch.setenv("DOCTAGGER_INDEX", str(f))
+    from doctagger.cli import cli
+    from click.testing import CliRunner
+
+    r = CliRunner().invoke(cli, ["status"])
+    assert r.exit_code == 2 and f"DOCTAGGER_INDEX={f} is a file" in r.output

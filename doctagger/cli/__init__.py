@@ -183,10 +183,22 @@ class DoctaggerGroup(click.Group):
                 f"(run again with {RAISE_ENV}=1 to see the traceback, and report it)") from exc
 
 
+def _check_index_option(ctx, param, value):
+    """--index must name a folder (or one to create); say where a bad value came from."""
+    if value is not None and os.path.isfile(value):
+        source = ctx.get_parameter_source(param.name)
+        where = (f"DOCTAGGER_INDEX={value}" if source == click.core.ParameterSource.ENVIRONMENT
+                 else f"--index {value}")
+        raise click.BadParameter(f"{where} is a file; the index is a folder (it holds "
+                                 "doctagger.db): point it at a folder", param=param)
+    return value
+
+
 @click.group(cls=DoctaggerGroup)
 @click.version_option(__version__, prog_name="doctagger")
 @click.option("--index", "index_path", envvar="DOCTAGGER_INDEX", default=".doctagger",
-              show_default=True, type=click.Path(file_okay=False),
+              show_default=True, type=click.Path(), metavar="DIRECTORY",
+              callback=_check_index_option,
               help="Folder holding the index (doctagger.db) and trained models. "
                    "Env: DOCTAGGER_INDEX.")
 @click.pass_context
