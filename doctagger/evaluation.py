@@ -165,19 +165,35 @@ def predict_examples(task: Task, task_type, predictor, examples: list[Example]) 
 
 def evaluate_version(index: Index, task_name: str, version=None, *, file=None,
                      fmt: str = "auto", write: bool = True) -> dict:
-    """Score a version (``version`` None: the active one) on its held-out examples or on
-    ``file``; with ``write``, save JSON, Markdown and a confusion-matrix PNG beside the
-    model. Returns {task, version, source, examples, metrics, seconds, reports}."""
+    """Score a version (``version`` None: the active one) on its held-out examples (for a
+    task type that needs no training: on all the task's labels, which it never learns
+    from) or on ``file``; with ``write``, save JSON, Markdown and a confusion-matrix PNG
+    beside the model. Returns {task, version, source, examples, metrics, seconds,
+    reports}."""
     from doctagger.plugins import get_task_type
 
     task = index.task(task_name)
     task_type = get_task_type(task.type)
+    if version is None and not getattr(task_type, "needs_training", True):
+        from doctagger.tagging import resolve_model  # a rule-based type: its "rules" version
+
+        resolve_model(index, task, task_type)
     record = registry.get_version(index, task, version)
     folder = registry.model_dir(index, task, record["version"])
     meta = registry.metadata_of(index, task, record["version"])
     if file is not None:
         gold = file_examples(index, task, task_type, file, fmt)
         source, name = str(file), "file-" + _slug(Path(file).stem)
+    elif not getattr(task_type, "needs_training", True):
+        # a rule-based type learns nothing from labels: every label measures it fairly
+        from doctagger.labels import examples
+
+        gold = examples(index, task)
+        if not gold:
+            raise NotFoundError(f"task '{task.name}' has no labels to measure it against: "
+                                f"label some with 'doctagger label {task.name}', or give "
+                                "--file")
+        source, name = "all labels", "labels"
     else:
         gold = heldout_examples(index, task, meta)
         source, name = "held-out", "heldout"

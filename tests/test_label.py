@@ -367,3 +367,27 @@ def test_prediction_line_of_no_answer():
     assert line([]) == "model: (none) (0.00)"
     assert line(["a", "b"], 0.5) == "model: a, b (0.50)"
     assert line("cardio", 0.9) == "model: cardio (0.90)"
+
+
+def test_eval_of_a_rule_based_type_uses_all_its_labels(people, index, invoke, monkeypatch):
+    """A type that needs no training learns nothing from labels: eval measures it on all of
+    them (what the hint after `label` promises), not on a held-out set it never had."""
+    from tests.fakes import CapsNER
+
+    seen = {}
+
+    def evaluate(self, task, examples, predictions):
+        seen["n"] = len(examples)
+        same = sum(e.value == [{k: s[k] for k in ("start", "end", "label")} for s in p.value]
+                   for e, p in zip(examples, predictions))
+        return {"exact": same / len(examples)}
+
+    monkeypatch.setattr(CapsNER, "evaluate", evaluate, raising=False)
+    r = invoke("eval", "people")
+    assert r.exit_code == 1 and "no labels to measure it against" in r.output
+    r = invoke("label", "people", input="a\na\n")
+    assert r.exit_code == 0, r.output
+    r = invoke("eval", "people")
+    assert r.exit_code == 0, r.output
+    assert "people v1 on all labels (2 examples)" in r.output and seen["n"] == 2
+    assert "exact" in r.output and "1.0000" in r.output  # accepted as the rules said

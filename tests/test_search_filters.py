@@ -148,3 +148,13 @@ def test_filters_refuse_unknown_labels_and_scores(tagged, invoke, command):
     assert "task 'topic' (kwclass) has no entities; filter it with --tag topic=LABEL" in r.output
     r = invoke(command, "--tag", "topic=cardio", "--min-score", "2")
     assert r.exit_code == 2 and "--min-score" in r.output and "0<=x<=1" in r.output
+
+
+def test_show_renders_a_no_answer_prediction(tagged, invoke, index):
+    a, chunks = tagged["a"]
+    with index.write() as db:
+        db.execute("update predictions set value = 'null', score = 0 where chunk_id = ? and "
+                   "task_id = (select id from tasks where name = 'topic')", [chunks[0]])
+    r = invoke("show", a)
+    assert r.exit_code == 0, r.output
+    assert "-> topic: (no answer) (0.00, v1" in r.output and "topic: null" not in r.output

@@ -221,3 +221,15 @@ def test_add_labels_says_the_active_model_does_not_know_them(fakes, invoke, inde
     assert "Its active model does not know the new label: label some items with it " \
            "('doctagger label topic' or 'doctagger import'), then 'doctagger train topic'." \
         in r.output
+
+
+def test_add_labels_to_a_rule_based_type_says_no_training(fakes, invoke, monkeypatch):
+    from tests.fakes import FakeClassification
+
+    monkeypatch.setattr(FakeClassification, "needs_training", False, raising=False)
+    invoke("tasks", "create", "topic", "--type", "fakeclass", "--labels", "legal,medical")
+    r = invoke("tasks", "add-labels", "topic", "tax,other")
+    assert r.exit_code == 0, r.output
+    assert "Task type 'fakeclass' needs no training: make it answer the new labels as its " \
+           "documentation says" in r.output
+    assert "doctagger train" not in r.output

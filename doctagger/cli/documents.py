@@ -246,7 +246,9 @@ def show(doc, full_text, json_):
         text = c["text"] if full_text else " ".join(c["text"].split())[:100]
         click.echo(f"  [{c['id']}] {pages} ({c['tokens']} tok) {text}")
         for p in by_chunk.get(c["id"], []):
-            click.echo(f"      -> {p['task']}: {json.dumps(p['value'], ensure_ascii=False)} "
+            shown = ("(no answer)" if p["value"] is None
+                     else json.dumps(p["value"], ensure_ascii=False))
+            click.echo(f"      -> {p['task']}: {shown} "
                        f"({p['score']:.2f}, v{p['model_version']}{', review' if p['review'] else ''})")
 
 

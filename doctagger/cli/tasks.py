@@ -154,7 +154,13 @@ def add_labels(name, labels, json_):
         return
     click.echo(f"Added {', '.join(added)} to task '{task.name}': its labels are now "
                f"{', '.join(task.labels)}.")
-    if index.task_row(task.name)["active_model_id"] is not None:
+    from doctagger.plugins import get_task_type
+
+    if not getattr(get_task_type(task.type), "needs_training", True):
+        click.echo(f"Task type '{task.type}' needs no training: make it answer the new "
+                   f"label{'s' if len(added) > 1 else ''} as its documentation says (a "
+                   "plugin's own commands are listed by 'doctagger --help').")
+    elif index.task_row(task.name)["active_model_id"] is not None:
         click.echo(f"Its active model does not know the new label"
                    f"{'s' if len(added) > 1 else ''}: label some items with "
                    f"{'them' if len(added) > 1 else 'it'} ('doctagger label {task.name}' or "

@@ -75,7 +75,8 @@ def save_rules(index: Index, task: Task, rules: dict[str, Rule]) -> int:
 def set_rule(index: Index, task: Task, label: str, rule: Rule) -> int:
     if label not in task.labels:
         raise InvalidInputError(f"'{label}' is not a label of task '{task.name}' (labels: "
-                                f"{', '.join(task.labels)})")
+                                f"{', '.join(task.labels)}); add it with: doctagger tasks "
+                                f"add-labels {task.name} {label}")
     rules = get_rules(task)
     rules[label] = rule
     return save_rules(index, task, rules)
