@@ -332,7 +332,8 @@ def ingest(index: Index, paths: Iterable[str | os.PathLike], options: IngestOpti
            progress: Callable[[FileResult], object] | None = None) -> Summary:
     """Ingest files and folders into the index and return the Summary. ``on_start(n)`` is
     told how many files will be extracted, ``progress(result)`` is called after each.
-    Worker processes start only when there is something to extract."""
+    Worker processes start only when there is something to extract: into an empty index,
+    before the files are hashed (everything will be extracted), else after."""
     options = options or IngestOptions()
     started = time.monotonic()
     if options.ocr not in OCR_MODES:
@@ -343,7 +344,17 @@ def ingest(index: Index, paths: Iterable[str | os.PathLike], options: IngestOpti
         raise InvalidInputError(f"--ocr force needs Tesseract with the '{options.ocr_language}' "
                                 f"language data: {TESSERACT_HINT}")
     files = discover(paths, skip=[index.path])
-    jobs, done = _decide(index, files, options.force, _retry_rule(options, tessdata))
+    early = None
+    if files and worker_count(options) and index.scalar("select 1 from documents limit 1") is None:
+        # A first ingest extracts every file: start the workers now, so that they import
+        # PyMuPDF and the tokenizer while this process hashes the files.
+        early = Pool(min(worker_count(options), len(files)), options.max_seconds)
+    try:
+        jobs, done = _decide(index, files, options.force, _retry_rule(options, tessdata))
+    except BaseException:
+        if early is not None:
+            early.close(kill=True)
+        raise
     summary = Summary()
     for result in done:
         summary.add(result)
@@ -352,13 +363,17 @@ def ingest(index: Index, paths: Iterable[str | os.PathLike], options: IngestOpti
                            passwords=tuple(options.passwords), max_pages=options.max_pages,
                            max_seconds=options.max_seconds, max_image_mb=options.max_image_mb)
     summary.workers = min(worker_count(options), len(jobs))
+    if early is not None and not summary.workers:
+        early.close(kill=True)
+        early = None
     if on_start:
         on_start(len(jobs))
     tasks = [(job, (str(job.path), extractor_for(job.path), xopts, chunk_tokens))
              for job in jobs]
     if summary.workers > 1:  # largest first, so that no worker is left with a big one at the end
         tasks.sort(key=lambda task: -task[0].size)
-    pool = Pool(summary.workers, options.max_seconds) if tasks and summary.workers else None
+    pool = early or (Pool(summary.workers, options.max_seconds) if tasks and summary.workers
+                     else None)
     try:
         results = pool.run(tasks) if pool and tasks else _in_process(tasks)
         _write_all(index, results, summary, progress)

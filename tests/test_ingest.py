@@ -744,3 +744,32 @@ def test_discover_walks_folders_as_documented(tmp_path):
     assert names == ["a/b/three.txt", "a/two.PDF", "link.pdf", "one.pdf"]
     assert all(p.is_absolute() for p in found)
     assert discover([root / "a" / "skip.csv"]) == [(root / "a" / "skip.csv").resolve()]
+
+
+def test_workers_start_before_hashing_only_into_an_empty_index(invoke, docs_dir, monkeypatch):
+    """A first ingest extracts everything, so its workers start (and import PyMuPDF)
+    while the files are hashed; later runs start them only when something changed."""
+    events = []
+    real_pool, real_decide = ingest_module.Pool, ingest_module._decide
+
+    class Pool(real_pool):
+        def __init__(self, *args, **kwargs):
+            events.append("pool")
+            super().__init__(*args, **kwargs)
+
+    def decide(*args, **kwargs):
+        events.append("hash")
+        return real_decide(*args, **kwargs)
+
+    monkeypatch.setattr(ingest_module, "Pool", Pool)
+    monkeypatch.setattr(ingest_module, "_decide", decide)
+    result, data = ingest_json(invoke, docs_dir, "--workers", "2")
+    assert result.exit_code == 0 and data["new"] == 3
+    assert events == ["pool", "hash"]
+    events.clear()
+    assert ingest_json(invoke, docs_dir, "--workers", "2")[1]["unchanged"] == 3
+    assert events == ["hash"]  # nothing to extract: no worker at all
+    events.clear()
+    (docs_dir / "notes.md").write_text("# Notes\n\nChanged.\n", encoding="utf-8")
+    assert ingest_json(invoke, docs_dir, "--workers", "2")[1]["changed"] == 1
+    assert events == ["hash", "pool"]
