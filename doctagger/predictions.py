@@ -37,8 +37,8 @@ def predict(predictor, texts: list[str], *, task_type=None,
         problem = None if len(out) == len(texts) else (
             f"returned {len(out)} predictions for {len(texts)} texts")
     if problem is None and task_type is not None and task is not None:
-        for prediction in out:
-            problem = prediction_problem(task_type, task, prediction)
+        for text, prediction in zip(texts, out):
+            problem = prediction_problem(task_type, task, prediction, text)
             if problem:
                 break
     if problem:
@@ -95,9 +95,15 @@ def label_value(task_type, value: Any) -> Any:
 
 def value_problem(task_type, task: Task, value: Any) -> str | None:
     """Why a predicted ``value`` cannot be stored, in one clause starting "returned ...";
-    None when it can: None ("no answer"), or a value ``task_type.validate`` accepts and
-    leaves as it is (already normalised: a sorted list for multi-label, ...)."""
+    None when it can: None ("no answer", single-label only: a multi-label "none" is [],
+    and so is "no entities"), or a value ``task_type.validate`` accepts and leaves as it is
+    (already normalised: a sorted list for multi-label, ...)."""
+    spans = getattr(task_type, "value_kind", "class") == "spans"
     if value is None:
+        if spans or task.multi_label:
+            return ("returned None; " + ("return [] for a text with no entities" if spans
+                                         else "return [] when none of the labels applies")
+                    + " (None, 'no answer', is for single-label tasks)")
         return None
     core = label_value(task_type, value)
     try:
@@ -119,11 +125,13 @@ def value_problem(task_type, task: Task, value: Any) -> str | None:
             f"{_short(normal)} (what validate() gives)")
 
 
-def prediction_problem(task_type, task: Task, prediction: Any) -> str | None:
+def prediction_problem(task_type, task: Task, prediction: Any,
+                       text: str | None = None) -> str | None:
     """What ``tag`` refuses to store, in one clause starting "returned ..."; None when the
     prediction is fine: an object with ``value`` and ``score``, the score a finite number
-    from 0 to 1 (as is a span's own ``"score"``), the value as :func:`value_problem`
-    wants it. Cheap: one ``validate`` call."""
+    from 0 to 1 (as are a span's own ``"score"`` and every per-label ``scores`` value,
+    whose keys are the task's labels), spans inside ``text`` when it is given, the value as
+    :func:`value_problem` wants it. Cheap: one ``validate`` call."""
     value = getattr(prediction, "value", _MISSING)
     score = getattr(prediction, "score", _MISSING)
     if value is _MISSING or score is _MISSING:
@@ -132,9 +140,25 @@ def prediction_problem(task_type, task: Task, prediction: Any) -> str | None:
     if not is_score(score):
         return (f"returned score {_short(score)} (for {_short(value, 60)}); a score is a "
                 "number from 0 to 1")
+    scores = getattr(prediction, "scores", None)
+    if scores is not None:
+        if not isinstance(scores, dict):
+            return (f"returned scores {_short(scores, 60)}; scores is a dict of label -> "
+                    "probability, or None")
+        for label, p in scores.items():
+            if label not in task.labels:
+                return (f"returned scores for {_short(label)}, which is not a label of task "
+                        f"'{task.name}'")
+            if not is_score(p):
+                return (f"returned the score {_short(p)} for {_short(label)} in scores; a "
+                        "score is a number from 0 to 1")
     if isinstance(value, list) and getattr(task_type, "value_kind", "class") == "spans":
         for span in value:
             if isinstance(span, dict) and "score" in span and not is_score(span["score"]):
                 return (f"returned a span with score {_short(span['score'])}; a score is a "
                         "number from 0 to 1")
+            end = span.get("end") if isinstance(span, dict) else None
+            if text is not None and isinstance(end, int) and end > len(text):
+                return (f"returned the span {_short(span, 60)}, which ends past the end of "
+                        f"its text ({len(text)} characters)")
     return value_problem(task_type, task, value)

@@ -456,6 +456,12 @@ def _predicting(monkeypatch, make):
      "dict {'value': 'cardio', 'score': 0.5}, not a Prediction (an object with value and "
      "score)"),
     (lambda p: p.value, "str 'cardio', not a Prediction (an object with value and score)"),
+    (lambda p: Prediction(p.value, p.score, {"cardio": 7.5}),
+     "the score 7.5 for 'cardio' in scores; a score is a number from 0 to 1"),
+    (lambda p: Prediction(p.value, p.score, {"cardio": float("nan")}),
+     "the score nan for 'cardio' in scores; a score is a number from 0 to 1"),
+    (lambda p: Prediction(p.value, p.score, {"CARDIO": 0.5}),
+     "scores for 'CARDIO', which is not a label of task 'topic'"),
 ])
 def test_a_bad_prediction_stops_tag_and_blames_the_plugin(fakes, index, invoke, monkeypatch,
                                                           make, problem):
@@ -483,6 +489,20 @@ def test_a_multi_label_value_must_be_normalised(fakes, index, invoke, monkeypatc
     _predicting(monkeypatch, lambda p: Prediction("cardio", p.score))
     r = invoke("tag", "multi")
     assert r.exit_code == 1 and BLAME + "'cardio', which validate() refuses" in r.output
+
+
+def test_no_answer_is_for_single_label_tasks_only(fakes, index, invoke, monkeypatch):
+    """A multi-label 'none' is [] (what export and import know); None would be stored as
+    null and break the export."""
+    add_document(index, "/docs/a.pdf", [["cardio and neuro"]])
+    create_task(index, "multi", multi_label=True)
+    add_model(index, "multi", 1)
+    _predicting(monkeypatch, lambda p: Prediction(None, 0.0))
+    r = invoke("tag", "multi")
+    assert r.exit_code == 1
+    assert (BLAME + "None; return [] when none of the labels applies (None, 'no answer', is "
+            "for single-label tasks)" + REPORT) in r.output
+    assert index.scalar("select count(*) from predictions") == 0
 
 
 def test_only_the_bad_batch_is_not_written(fakes, index, monkeypatch):
@@ -537,6 +557,12 @@ def test_no_answer_and_span_scores_are_stored(fakes, index, invoke, monkeypatch)
     assert r.exit_code == 1
     assert ("the predictor of task type 'capsner' (plugin 'tag-fakes') returned a span with "
             "score 'high'; a score is a number from 0 to 1" + REPORT) in r.output
+    monkeypatch.setattr(CapsPredictor, "predict", lambda self, texts: [
+        Prediction([{"start": 0, "end": len(t) + 5, "label": "PER"}], 0.5) for t in texts])
+    r = invoke("tag", "people", "--all")
+    assert r.exit_code == 1
+    assert "returned the span {'start': 0, 'end': " in r.output
+    assert "which ends past the end of its text (" in r.output
 
 
 def test_what_cannot_be_stored_or_listed_blames_the_plugin(fakes, index, invoke, monkeypatch):
