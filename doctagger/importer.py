@@ -11,11 +11,12 @@ number and nothing from the file is imported. The matching rules are in docs/lab
   and each of its chunks gets the label; NER spans are moved into each chunk's coordinates,
   a span that crosses a chunk boundary is cut at it (counted in a warning);
 - document-level tasks: ``path`` records name a document by path (exact, relative to the
-  import file's folder, relative to the current folder, a unique path suffix) or sha256;
-  failing those, when the path names an existing file, by that file's content (sha256):
-  ingest skips a copy of an ingested file, so its path is not in the index, but its
-  content is (a warning says "matched by content"). ``text`` records label the imported
-  document made of the text.
+  import file's folder, relative to the current folder); failing those, when the path
+  names an existing file, by that file's content (sha256) and nothing else: ingest skips a
+  copy of an ingested file, so its path is not in the index, but its content is (a warning
+  says "matched by content"), and a unique path suffix could name another document with
+  the same file name. Only when no such file exists: a unique path suffix, or a sha256.
+  ``text`` records label the imported document made of the text.
 - a CoNLL record whose entity type the task refuses is reported on the line of that
   entity's first token (:func:`doctagger.formats.base.problem_line`), not the sentence's
   first line.
@@ -221,6 +222,17 @@ class _Import:
             row = index.one("select id from documents where path = ?", [candidate])
             if row:
                 return [row["id"]]
+        # A file that exists decides by its content: a path suffix must not pick another
+        # document that merely has the same name (a copy ingest skipped would be mislabelled).
+        existing = self._existing_file(candidates)
+        if existing is not None:
+            rows = self._same_content(existing)
+            if rows:
+                self.copies.append((self.line, ref, rows[0]["path"]))
+                return [r["id"] for r in rows]
+            raise NotFoundError(f"no document in the index matches the path {ref!r}; ingest "
+                                f"it first: the file {existing} is in the index neither by "
+                                "its path nor by its content")
         suffix = "/" + str(plain).lstrip("/")
         if str(plain) not in (".", ""):
             rows = index.query("select id, path from documents where substr(path, -?) = ? "
@@ -244,31 +256,35 @@ class _Import:
                                             "documents; give more of it")
             if rows:
                 return [r["id"] for r in rows]
-        rows = self._same_content(ref, candidates)
-        if rows:
-            self.copies.append((self.line, ref, rows[0]["path"]))
-            return [r["id"] for r in rows]
         raise NotFoundError(f"no document in the index matches the path {ref!r}; ingest it "
                             "first, or write its path as 'doctagger docs' lists it (or its "
                             "sha256)")
 
-    def _same_content(self, ref: str, candidates: list[str]) -> list[dict]:
-        """The documents whose content (sha256, as ingest hashes files) equals the file that
-        ``ref`` names, when it exists: a file that ingest skipped as a duplicate of another
-        path. [] when there is no such file or no such document."""
-        from doctagger.ingest import file_sha256
-
-        for candidate in candidates[1:] + [ref]:  # import file's folder, current folder
+    @staticmethod
+    def _existing_file(candidates: list[str]) -> Path | None:
+        """The first candidate that is an existing file: relative to the import file's
+        folder, to the current folder, then as given. None when there is none."""
+        for candidate in candidates[1:] + candidates[:1]:
             path = Path(candidate).expanduser()
             try:
-                if not path.is_file():
-                    continue
-                digest = file_sha256(path)
+                if path.is_file():
+                    return path
             except OSError:
                 continue
-            return self.index.query("select id, path from documents where sha256 = ? "
-                                    "order by id", [digest])
-        return []
+        return None
+
+    def _same_content(self, path: Path) -> list[dict]:
+        """The documents whose content (sha256, as ingest hashes files) equals the file
+        ``path``: a file that ingest skipped as a duplicate of another path. [] when none
+        (or the file cannot be read)."""
+        from doctagger.ingest import file_sha256
+
+        try:
+            digest = file_sha256(path)
+        except OSError:
+            return []
+        return self.index.query("select id, path from documents where sha256 = ? "
+                                "order by id", [digest])
 
     def _save(self, line: int, chunk_id: int | None, document_id: int | None, value) -> None:
         key = ("chunk", chunk_id) if chunk_id is not None else ("document", document_id)

@@ -60,13 +60,25 @@ def missing_task_type(name: str) -> str:
 
 
 def missing_command_hint(command: str) -> str:
-    """What to add to "No such command 'X'." when a plugin failed to load or to register
-    its commands (``""`` when none did): one line, in parentheses."""
-    failed = [f for f in state().failures if f.stage in (*LOAD_STAGES, "register_commands")]
+    """What to add to "No such command 'X'." (``""`` when nothing explains it): one line,
+    in parentheses. In this order: a plugin of the command's name (entry-point or
+    distribution) that failed; one that the allow-list leaves out; any plugin that failed
+    in register_commands. A plugin that failed to load is not named for other commands."""
+    st = state()
+    named = [f for f in st.failures if f.stage in (*LOAD_STAGES, "register_commands")
+             and _provides(command, f.name, f.distribution)]
+    commands_failed = [f for f in st.failures
+                       if f.stage == "register_commands" and f not in named]
+    excluded = [(ep_name, dist) for ep_name, dist in st.excluded
+                if _provides(command, ep_name, dist)]
+    if not named and excluded:
+        ep_name, dist = excluded[0]
+        return (f"(plugin '{dist or ep_name}' is installed but "
+                f"{ENV_ALLOW}={os.environ.get(ENV_ALLOW, '')} leaves it out: add "
+                f"'{ep_name}' to it)")
+    failed = sorted(named, key=lambda f: f.stage != "register_commands") + commands_failed
     if not failed:
         return ""
-    failed.sort(key=lambda f: (not _provides(command, f.name, f.distribution),
-                               f.stage != "register_commands"))
     f = failed[0]
     more = f" (and {len(failed) - 1} more plugin failures)" if len(failed) > 1 else ""
     return f"(plugin '{f.label}' {f.what_failed()}: {f.error}{more}; run 'doctagger plugins')"

@@ -120,6 +120,18 @@ def _record(st: _State, name: str, dist: str | None, exc: BaseException, stage: 
         st.failures.append(PluginFailure(name, dist or None, _one_line(exc), stage))
 
 
+def _unregister_quietly(pm: pluggy.PluginManager, name: str) -> None:
+    """Take off whatever a failed ``pm.register(plugin, name=name)`` left registered, so a
+    plugin that failed to load provides nothing. pluggy 1.7 validates every hook before
+    registering any, but older versions (pyproject allows pluggy>=1.3) register the name,
+    then hook by hook, and stop at the first bad one. The name was free before the call."""
+    try:
+        if pm.get_plugin(name) is not None:
+            pm.unregister(name=name)
+    except Exception:  # never let the cleanup hide the failure being recorded
+        pass
+
+
 def _load() -> _State:
     pm = pluggy.PluginManager("doctagger")
     pm.add_hookspecs(hookspecs)
@@ -153,7 +165,8 @@ def _load() -> _State:
             pm.register(plugin, name=ep.name)
         except KeyboardInterrupt:
             raise
-        except BaseException as exc:  # pluggy validates every hook before registering any
+        except BaseException as exc:
+            _unregister_quietly(pm, ep.name)
             _record(state, ep.name, dist, exc, "register")
             continue
         state.dists[ep.name] = (dist or "", version)

@@ -19,8 +19,9 @@ LEVELS = ("chunk", "document")
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
-def parse_labels(values) -> list[str]:
-    """``"a,b" `` or ``["a,b", "c"]`` -> ``["a", "b", "c"]``; refuses empty and repeated names."""
+def parse_labels(values, *, usage: str = "with --labels A,B,C") -> list[str]:
+    """``"a,b" `` or ``["a,b", "c"]`` -> ``["a", "b", "c"]``; refuses empty and repeated names.
+    ``usage``: how the command takes labels, for the message when none is given."""
     if isinstance(values, str):
         values = [values]
     labels: list[str] = []
@@ -33,7 +34,7 @@ def parse_labels(values) -> list[str]:
                 raise InvalidLabelError(f"the label '{name}' is given twice; list each label once")
             labels.append(name)
     if not labels:
-        raise InvalidLabelError("give at least one label with --labels A,B,C")
+        raise InvalidLabelError(f"give at least one label {usage}")
     return labels
 
 
@@ -93,14 +94,19 @@ def add_labels(index: Index, name: str, labels) -> tuple[Task, list[str]]:
     from doctagger.plugins import get_task_type
 
     task = index.task(name)
-    new = parse_labels(labels)
-    present = [label for label in new if label in task.labels]
-    if present:
-        raise InvalidLabelError(f"task '{name}' already has the label{'s' if len(present) > 1 else ''} "
-                                f"{', '.join(present)}")
-    full = task.labels + new
-    get_task_type(task.type).check_labels(full, multi_label=task.multi_label, level=task.level)
+    new = parse_labels(labels, usage=f"name: doctagger tasks add-labels {name} A,B")
+    task_type = get_task_type(task.type)  # plugins load before the write lock is taken
     with index.write("adding labels to a task") as db:
+        # Read the label set under the write lock: another add-labels that committed since
+        # the read above is kept, not overwritten.
+        task = index.task(name)
+        present = [label for label in new if label in task.labels]
+        if present:
+            raise InvalidLabelError(f"task '{name}' already has the "
+                                    f"label{'s' if len(present) > 1 else ''} "
+                                    f"{', '.join(present)}")
+        full = task.labels + new
+        task_type.check_labels(full, multi_label=task.multi_label, level=task.level)
         db.execute("update tasks set labels = ? where id = ?",
                    [json.dumps(full, ensure_ascii=False), task.id])
     task.labels = full

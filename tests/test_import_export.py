@@ -3,6 +3,7 @@ round trips, predictions."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -540,6 +541,59 @@ def test_a_copy_skipped_at_ingest_is_matched_by_content(fakes, invoke, index, tm
         assert r.exit_code == 1
         assert f"{f}, line 2: no document in the index matches the path '{ref}'; ingest it " \
                "first" in r.output
+
+
+def test_an_existing_file_decides_before_a_path_suffix(fakes, invoke, index, tmp_path,
+                                                       monkeypatch):
+    """A path that names an existing file is matched by that file (its path in the index,
+    else its content), never by another document whose path merely ends the same way:
+    twin/x.pdf, a copy of first/y.pdf that ingest skipped, labels first/y.pdf, not the
+    indexed other/x.pdf."""
+    import shutil
+
+    from tests.fakes import make_pdf
+
+    invoke("tasks", "create", "kind", "--type", "fakeclass", "--labels", "memo,invoice",
+           "--level", "document")
+    monkeypatch.chdir(tmp_path)
+    original = make_pdf(tmp_path / "docs" / "first" / "y.pdf", [["The original."]])
+    make_pdf(tmp_path / "docs" / "other" / "x.pdf", [["Another document."]])
+    (tmp_path / "docs" / "twin").mkdir()
+    shutil.copy(original, tmp_path / "docs" / "twin" / "x.pdf")
+    r = invoke("ingest", "docs")
+    assert r.exit_code == 0, r.output
+    assert "1 duplicate" in r.output
+    paths = {Path(p).parent.name: p for p in
+             (r["path"] for r in index.query("select path from documents"))}
+    assert set(paths) == {"first", "other"}
+    f = write(tmp_path / "docs" / "twin" / "labels.csv", "path,label\nx.pdf,memo\n")
+    r = invoke("import", "kind", f)
+    assert r.exit_code == 0, r.output
+    assert f"Warning: {f}: matched by content: x.pdf is a copy of {paths['first']} (line 2)" \
+        in r.output
+    assert labels(index, "kind") == {f"doc:{paths['first']}": "memo"}
+    # the same name relative to the current folder (no file next to the label file)
+    f = write(tmp_path / "cwd.csv", "path,label\ndocs/twin/x.pdf,invoice\n")
+    r = invoke("import", "kind", f)
+    assert r.exit_code == 0, r.output
+    assert labels(index, "kind") == {f"doc:{paths['first']}": "invoice"}
+    # an existing file whose content is in no document: an error, not the suffix's guess
+    make_pdf(tmp_path / "docs" / "twin" / "z.pdf", [["Never ingested."]])
+    make_pdf(tmp_path / "z" / "z.pdf", [["Indexed under z."]])
+    r = invoke("ingest", "z")
+    assert r.exit_code == 0, r.output
+    f = write(tmp_path / "docs" / "twin" / "z.csv", "path,label\nz.pdf,memo\n")
+    r = invoke("import", "kind", f)
+    assert r.exit_code == 1, r.output
+    assert (f"Error: {f}, line 2: no document in the index matches the path 'z.pdf'; ingest "
+            f"it first: the file {tmp_path / 'docs' / 'twin' / 'z.pdf'} is in the index "
+            "neither by its path nor by its content") in r.output
+    assert labels(index, "kind") == {f"doc:{paths['first']}": "invoice"}
+    # no such file: the unique suffix still decides
+    f = write(tmp_path / "suffix.csv", "path,label\nother/x.pdf,memo\n")
+    r = invoke("import", "kind", f)
+    assert r.exit_code == 0, r.output
+    assert labels(index, "kind")[f"doc:{paths['other']}"] == "memo"
 
 
 @pytest.mark.parametrize("line, message", [

@@ -233,11 +233,50 @@ def test_unknown_command_says_which_plugin_failed_to_register_commands(use_entry
 
 
 def test_unknown_command_mentions_a_plugin_that_failed_to_load(fake_entry_points, invoke):
-    result = invoke("nope")
+    result = invoke("broken")
     assert result.exit_code == 2
     line = _error_line(result)
-    assert line.startswith("Error: No such command 'nope'. (plugin 'doctagger-broken' failed "
-                           "to load: ImportError: No module named 'missing_dependency'")
+    assert line.startswith("Error: No such command 'broken'. (plugin 'doctagger-broken' "
+                           "failed to load: ImportError: No module named 'missing_dependency'")
+
+
+def test_a_mistyped_command_does_not_blame_an_unrelated_plugin(fake_entry_points, invoke):
+    """A plugin that failed to load is named only for a command of its own name."""
+    result = invoke("sttaus")
+    assert result.exit_code == 2
+    line = _error_line(result)
+    assert line.startswith("Error: No such command 'sttaus'.")
+    assert "plugin" not in line and "broken" not in line
+
+
+def test_a_failed_register_commands_is_named_for_any_unknown_command(use_entry_points,
+                                                                     invoke):
+    use_entry_points(_FakeEntryPoint("hello", "doctagger-hello", _commands_fail_plugin))
+    line = _error_line(invoke("greet"))
+    assert line.startswith("Error: No such command 'greet'. (plugin 'doctagger-hello' failed "
+                           "to register its commands: ModuleNotFoundError")
+
+
+def test_unknown_command_of_a_plugin_left_out_by_the_allow_list(use_entry_points, invoke,
+                                                                monkeypatch):
+    monkeypatch.setenv("DOCTAGGER_LOAD_PLUGINS", "good")
+    use_entry_points(_FakeEntryPoint("good", "doctagger-good", _good_plugin),
+                     _FakeEntryPoint("kw", "doctagger-keywords", _good_plugin))
+    result = invoke("keywords")
+    assert result.exit_code == 2
+    assert _error_line(result) == (
+        "Error: No such command 'keywords'. (plugin 'doctagger-keywords' is installed but "
+        "DOCTAGGER_LOAD_PLUGINS=good leaves it out: add 'kw' to it)")
+    assert _error_line(invoke("nope")) == "Error: No such command 'nope'."
+    # it comes before an unrelated plugin's failed register_commands, which other commands get
+    use_entry_points(_FakeEntryPoint("good", "doctagger-good", _commands_fail_plugin),
+                     _FakeEntryPoint("kw", "doctagger-keywords", _good_plugin))
+    assert _error_line(invoke("keywords")) == (
+        "Error: No such command 'keywords'. (plugin 'doctagger-keywords' is installed but "
+        "DOCTAGGER_LOAD_PLUGINS=good leaves it out: add 'kw' to it)")
+    assert _error_line(invoke("nope")).startswith(
+        "Error: No such command 'nope'. (plugin 'doctagger-good' failed to register its "
+        "commands")
 
 
 def test_unknown_command_without_failures_is_unchanged(use_entry_points, invoke):
@@ -273,6 +312,58 @@ def test_wrong_hook_signature_is_a_register_failure_that_says_what_to_do(use_ent
     assert not plugins.get_plugin_manager().has_plugin("broken")  # nothing half-registered
     text = invoke("plugins").output
     assert "FAILED: register: PluginValidationError" in text and "{'registry'}" in text
+
+
+def _half_valid_plugin():
+    @hookimpl
+    def register_commands(cli):
+        @cli.command(name="halfway")
+        def halfway():
+            """A command of a plugin that failed to register."""
+
+    @hookimpl
+    def register_task_types(registry):
+        registry(Colour)
+
+    return _module("dt_halfway", register_commands=register_commands,
+                   register_task_types=register_task_types)
+
+
+def test_a_plugin_refused_part_way_provides_nothing(use_entry_points, invoke, monkeypatch):
+    """pluggy < 1.7 registers a plugin hook by hook, so a bad signature on its second hook
+    leaves the first registered: the host takes it back off, so a plugin reported as failed
+    to load provides nothing."""
+    import pluggy
+
+    original = pluggy.PluginManager.register
+
+    def old_pluggy_register(self, plugin, name=None):
+        if name != "halfway":
+            return original(self, plugin, name)
+        # as pluggy < 1.7 does: the name and the first hook are registered, then the second
+        # hook's signature is refused
+        original(self, _module("dt_halfway_part", register_commands=plugin.register_commands),
+                 name)
+        raise pluggy.PluginValidationError(
+            plugin, f"Plugin {name!r} for hook 'register_task_types'\nhookimpl definition: "
+            "register_task_types(registry)\nArgument(s) {'registry'} are declared in the "
+            "hookimpl but can not be found in the hookspec")
+
+    monkeypatch.setattr(pluggy.PluginManager, "register", old_pluggy_register)
+    use_entry_points(_FakeEntryPoint("halfway", "doctagger-halfway", _half_valid_plugin),
+                     _FakeEntryPoint("good", "doctagger-good", _good_plugin))
+    pm = plugins.get_plugin_manager()
+    assert not pm.has_plugin("halfway")
+    assert all(impl.plugin_name != "halfway" for impl in pm.hook.register_commands.get_hookimpls())
+    assert [(f.name, f.stage) for f in plugins.failures()] == [("halfway", "register")]
+    result = invoke("halfway")
+    assert result.exit_code == 2
+    assert _error_line(result).startswith(
+        "Error: No such command 'halfway'. (plugin 'doctagger-halfway' failed to load: "
+        "PluginValidationError")
+    rows = {r["name"]: r for r in json.loads(invoke("plugins", "--json").stdout)}
+    assert rows["halfway"]["loaded"] is False and rows["halfway"]["hooks"] == []
+    assert rows["good"]["loaded"] is True and invoke("hello").exit_code == 0
 
 
 def test_one_line_flattens_and_caps_long_errors():

@@ -211,6 +211,41 @@ def test_add_labels(fakes, invoke, index):
     assert r.exit_code == 0 and json.loads(r.output)["labels"][-1] == "z"
 
 
+@pytest.mark.parametrize("args", [(",,",), (" , ", ",")])
+def test_add_labels_without_a_name_says_how_to_give_them(fakes, invoke, args):
+    """add-labels has no --labels option: its message shows its own usage."""
+    invoke("tasks", "create", "topic", "--type", "fakeclass", "--labels", "legal,medical")
+    r = invoke("tasks", "add-labels", "topic", *args)
+    assert r.exit_code == 1
+    assert r.output == ("Error: give at least one label name: doctagger tasks add-labels "
+                        "topic A,B\n")
+    r = invoke("tasks", "create", "other", "--type", "fakeclass", "--labels", ",,")
+    assert r.exit_code == 1
+    assert r.output == "Error: give at least one label with --labels A,B,C\n"
+
+
+def test_concurrent_add_labels_lose_no_label(fakes, invoke, index_path):
+    """Another add-labels commits between this one's start and its write: the label set is
+    read again under the write lock, so both labels stay."""
+    from doctagger.index import Index
+    from doctagger.tasks import add_labels
+
+    invoke("tasks", "create", "topic", "--type", "fakeclass", "--labels", "x,y")
+    with Index(index_path) as a, Index(index_path) as b:
+        write = a.write
+
+        def other_writer_first(*args, **kwargs):
+            add_labels(b, "topic", "from_b")
+            return write(*args, **kwargs)
+
+        a.write = other_writer_first
+        task, added = add_labels(a, "topic", "from_a")
+    assert added == ["from_a"]
+    assert task.labels == ["x", "y", "from_b", "from_a"]
+    with Index(index_path) as check:
+        assert check.task("topic").labels == ["x", "y", "from_b", "from_a"]
+
+
 def test_add_labels_says_the_active_model_does_not_know_them(fakes, invoke, index):
     from tests.fakes import add_model
 
