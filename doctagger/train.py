@@ -118,10 +118,12 @@ def resume_options(task: Task, options: TrainOptions, folder: Path,
     marker = folder / RUN_FILE
     if not options.resume or not marker.is_file():
         return options, None
+    checkpoint = _last_checkpoint(folder)
+    if checkpoint is None:  # interrupted before its first checkpoint (or a head run, which
+        return options, None  # writes none): nothing to resume, this run's options stand
     run = json.loads(marker.read_text(encoding="utf-8"))
     saved = run.get("options") or {k: run[k] for k in ("method", "base_model") if k in run}
     explicit = explicit_options(options) if explicit is None else set(explicit)
-    checkpoint = _last_checkpoint(folder)
     state = _trainer_state(checkpoint)
     differ = [key for key in RUN_OPTIONS if key in explicit and key in saved
               and key not in MAY_CHANGE and getattr(options, key) != saved[key]]
@@ -139,8 +141,6 @@ def resume_options(task: Task, options: TrainOptions, folder: Path,
                             "--epochs out to finish the run as planned")
     resumed = dataclasses.replace(options, **{k: saved[k] for k in RUN_OPTIONS
                                               if k in saved and k not in explicit})
-    if checkpoint is None:
-        return resumed, None
     total = resumed.epochs or state.get("num_train_epochs")
     parts = [str(resumed.method)]
     if done is not None:
@@ -206,7 +206,8 @@ def activation(previous: dict | None, metrics: dict, measured: bool,
     - "unmeasured": the new version has no held-out score while the active one has: it is
       registered, and the active one stays;
     - "learned-nothing": the new version learned nothing (:func:`datacheck.check_learning`)
-      and the active one scores better on its own held-out set: the active one stays;
+      and the active one scores better on its own held-out set (or by another metric, which
+      cannot be compared): the active one stays;
     - "replaced": otherwise (a better or worse score on the current data: labelling more
       changes the held-out set, so scores of different versions are not compared)."""
     if previous is None:
@@ -351,9 +352,12 @@ def train_task(index: Index, task_name: str, options: TrainOptions | None = None
     except KeyboardInterrupt:
         if main:
             registry.discard(tmp_dir)
-        raise TrainingError(f"training interrupted: no version was registered; 'doctagger "
-                            f"train {task.name} --resume' continues from the last "
-                            "checkpoint") from None
+        resumable = _last_checkpoint(checkpoints) is not None
+        raise TrainingError(
+            "training interrupted: no version was registered; " + (
+                f"'doctagger train {task.name} --resume' continues from the last checkpoint"
+                if resumable else f"it stopped before its first checkpoint, so 'doctagger "
+                f"train {task.name}' starts it again")) from None
     except BaseException:
         if main:
             registry.discard(tmp_dir)

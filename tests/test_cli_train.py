@@ -30,6 +30,7 @@ class FakeClassifier:
     def __init__(self):
         self.calls = []
         self.fail_with = None
+        self.before_checkpoint = False  # fail_with strikes before the first checkpoint
         self.metrics = None  # held-out metrics to report instead of the computed ones
 
     def check_labels(self, labels, *, multi_label, level):
@@ -47,6 +48,8 @@ class FakeClassifier:
         resumed = training.resume_checkpoint(options, checkpoints)
         self.calls.append({"train": list(train), "eval": list(evaluation), "options": options,
                            "output_dir": Path(output_dir), "resumed": resumed})
+        if self.fail_with is not None and self.before_checkpoint:  # nothing saved yet
+            raise self.fail_with
         if self.fail_with is not None:  # interrupted after epoch 2 of the planned ones
             (checkpoints / "checkpoint-3").mkdir(parents=True, exist_ok=True)
             planned = training.hyperparameters(options, len(train), {"epochs": 7})["epochs"]
@@ -654,6 +657,24 @@ def test_resume_refuses_options_that_contradict_the_checkpoint(fake, index, invo
     assert "epoch 2 of 8" in result.stderr and "--epochs 8 (was 6)" in result.stderr
     assert fake.calls[-1]["options"].epochs == 8.0
     assert fake.calls[-1]["options"].max_length == 64
+
+
+def test_resume_with_no_checkpoint_trains_afresh_with_the_options_given(fake, index, invoke):
+    """Interrupted before its first checkpoint (or a head run, which writes none): there is
+    nothing to resume, so the interrupted run's options neither bind nor carry over."""
+    make_task(index, docs=corpus())
+    fake.before_checkpoint = True
+    fake.fail_with = KeyboardInterrupt()
+    result = invoke("train", "topic", "--method", "head", "--max-length", "64")
+    assert result.exit_code == 1
+    assert "it stopped before its first checkpoint, so 'doctagger train topic' starts it " \
+           "again" in result.output and "--resume' continues" not in result.output
+    fake.fail_with, fake.before_checkpoint = None, False
+    result = invoke("train", "topic", "--resume", "--method", "finetune")
+    assert result.exit_code == 0, result.output
+    assert "Nothing to resume" in result.stderr and "cannot resume" not in result.output
+    options = fake.calls[-1]["options"]
+    assert options.method == "finetune" and options.max_length != 64
 
 
 def test_resume_of_an_older_run_folder_keeps_working(fake, index, invoke, index_path):

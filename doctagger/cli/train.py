@@ -68,7 +68,8 @@ def _metric_line(metrics: dict) -> str:
               help="Share of the labelled documents held out for evaluation (0: none).")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted run from its last checkpoint, with its options "
-                   "(those given again must match, except a higher --epochs).")
+                   "(those given again must match, except --epochs, which must stay above the "
+                   "epochs already trained).")
 @click.option("--allow-few-examples", is_flag=True,
               help="Train even when a label has fewer than 2 examples (a smoke test: such "
                    "a model can be neither learned nor measured).")
