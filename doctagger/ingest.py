@@ -344,37 +344,33 @@ def ingest(index: Index, paths: Iterable[str | os.PathLike], options: IngestOpti
         raise InvalidInputError(f"--ocr force needs Tesseract with the '{options.ocr_language}' "
                                 f"language data: {TESSERACT_HINT}")
     files = discover(paths, skip=[index.path])
-    early = None
+    pool = None
     if files and worker_count(options) and index.scalar("select 1 from documents limit 1") is None:
         # A first ingest extracts every file: start the workers now, so that they import
         # PyMuPDF and the tokenizer while this process hashes the files.
-        early = Pool(min(worker_count(options), len(files)), options.max_seconds)
-    try:
+        pool = Pool(min(worker_count(options), len(files)), options.max_seconds)
+    try:  # whatever happens from here on, no worker outlives the run
         jobs, done = _decide(index, files, options.force, _retry_rule(options, tessdata))
-    except BaseException:
-        if early is not None:
-            early.close(kill=True)
-        raise
-    summary = Summary()
-    for result in done:
-        summary.add(result)
-    xopts = ExtractOptions(ocr=options.ocr, ocr_language=options.ocr_language,
-                           ocr_dpi=options.ocr_dpi, tessdata=tessdata,
-                           passwords=tuple(options.passwords), max_pages=options.max_pages,
-                           max_seconds=options.max_seconds, max_image_mb=options.max_image_mb)
-    summary.workers = min(worker_count(options), len(jobs))
-    if early is not None and not summary.workers:
-        early.close(kill=True)
-        early = None
-    if on_start:
-        on_start(len(jobs))
-    tasks = [(job, (str(job.path), extractor_for(job.path), xopts, chunk_tokens))
-             for job in jobs]
-    if summary.workers > 1:  # largest first, so that no worker is left with a big one at the end
-        tasks.sort(key=lambda task: -task[0].size)
-    pool = early or (Pool(summary.workers, options.max_seconds) if tasks and summary.workers
-                     else None)
-    try:
+        summary = Summary()
+        for result in done:
+            summary.add(result)
+        xopts = ExtractOptions(ocr=options.ocr, ocr_language=options.ocr_language,
+                               ocr_dpi=options.ocr_dpi, tessdata=tessdata,
+                               passwords=tuple(options.passwords), max_pages=options.max_pages,
+                               max_seconds=options.max_seconds,
+                               max_image_mb=options.max_image_mb)
+        summary.workers = min(worker_count(options), len(jobs))
+        if pool is not None and not summary.workers:
+            pool.close(kill=True)
+            pool = None
+        if on_start:
+            on_start(len(jobs))
+        tasks = [(job, (str(job.path), extractor_for(job.path), xopts, chunk_tokens))
+                 for job in jobs]
+        if summary.workers > 1:  # largest first: no worker is left with a big one at the end
+            tasks.sort(key=lambda task: -task[0].size)
+        if pool is None and tasks and summary.workers:
+            pool = Pool(summary.workers, options.max_seconds)
         results = pool.run(tasks) if pool and tasks else _in_process(tasks)
         _write_all(index, results, summary, progress)
     finally:

@@ -773,3 +773,18 @@ def test_workers_start_before_hashing_only_into_an_empty_index(invoke, docs_dir,
     (docs_dir / "notes.md").write_text("# Notes\n\nChanged.\n", encoding="utf-8")
     assert ingest_json(invoke, docs_dir, "--workers", "2")[1]["changed"] == 1
     assert events == ["hash", "pool"]
+
+
+def test_no_worker_outlives_a_failing_run(docs_dir, index_path):
+    """Workers started early (empty index) are stopped whatever fails later in the run."""
+    import multiprocessing
+
+    from doctagger.ingest import IngestOptions, ingest
+
+    def broken(n):
+        raise RuntimeError("the progress bar broke")
+
+    with Index(index_path) as index:
+        with pytest.raises(RuntimeError, match="progress bar"):
+            ingest(index, [docs_dir], IngestOptions(workers=2, ocr="off"), on_start=broken)
+    assert not [p for p in multiprocessing.active_children() if p.name == "doctagger-ingest"]
