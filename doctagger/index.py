@@ -55,7 +55,12 @@ class Index:
 
     def __init__(self, path: str | os.PathLike | None = None):
         self.path = resolve_index_path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file in the way (/dev/null, a path under a file), no rights
+            raise InvalidInputError(
+                f"cannot use {self.path} as the index folder ({exc.strerror or exc}); point "
+                "--index (or DOCTAGGER_INDEX) at a folder you can write to") from exc
         self.db_path = self.path / DB_NAME
         if self.db_path.is_dir():
             raise InvalidInputError(f"{self.db_path} is a folder, not a database: point "

@@ -216,3 +216,12 @@ def test_an_index_that_is_a_file_says_where_it_was_set(invoke, tmp_path, monkeyp
 
     r = CliRunner().invoke(cli, ["status"])
     assert r.exit_code == 2 and f"DOCTAGGER_INDEX={f} is a file" in r.output
+
+
+def test_an_index_path_that_cannot_be_a_folder(invoke, tmp_path):
+    f = tmp_path / "notes.txt"
+    f.write_text("x")
+    r = invoke("--index", f / "sub", "status")
+    assert r.exit_code == 1
+    assert f"cannot use {f / 'sub'} as the index folder (Not a directory); point --index" \
+        in r.output and "unexpected error" not in r.output

@@ -609,3 +609,8 @@ def test_ctrl_c_says_how_to_carry_on(corpus, invoke, monkeypatch):
     assert "Interrupted: the predictions written so far are kept; run 'doctagger tag topic' " \
            "again to carry on from there" in r.output
     assert "Aborted!" in r.output and "Traceback" not in r.output
+    r = invoke("tag", "topic", "--model", "1", "--min-score", "0.7")
+    assert "run 'doctagger tag topic --model 1 --min-score 0.7' again to carry on" in r.output
+    r = invoke("tag", "topic", "--all")
+    assert "run 'doctagger tag topic --all' again to re-tag everything (it starts over)" \
+        in r.output

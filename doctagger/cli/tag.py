@@ -64,9 +64,16 @@ def tag(task, version, all_, batch_size, min_score, write_pdf, json_):
             summary = tag_task(index, task, version=version, all=all_, batch_size=batch_size,
                                min_score=min_score, progress=progress)
     except KeyboardInterrupt:
-        click.echo(f"\nInterrupted: the predictions written so far are kept; run 'doctagger "
-                   f"tag {task}' again to carry on from there (it also writes the document "
-                   "tags this run did not get to).", err=True)
+        again = " ".join(["doctagger tag", task]
+                         + ([f"--model {version}"] if version is not None else [])
+                         + ([f"--min-score {min_score:g}"] if min_score is not None else []))
+        if all_:  # --all again starts over; without it, what this run re-tagged counts
+            how = (f"run '{again} --all' again to re-tag everything (it starts over), or "
+                   f"'{again}' to tag only the chunks the model never predicted")
+        else:
+            how = (f"run '{again}' again to carry on from there (it also writes the document "
+                   "tags this run did not get to)")
+        click.echo(f"\nInterrupted: the predictions written so far are kept; {how}.", err=True)
         raise
     if write_pdf:
         from doctagger.pdf_writeback import write_pdfs
