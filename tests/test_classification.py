@@ -495,7 +495,7 @@ def test_head_scores_are_calibrated_by_cross_validation():
     p = head.probabilities(x, weight, bias, False)
     assert (p.argmax(1) == plain.predict(x)).all()  # same answers
     assert p.max(1).mean() > plain.predict_proba(x).max(1).mean()  # surer of them
-    # too few examples of a label to cross-validate: no scaling
-    _, _, few = head.fit(x[[0, 8, 9, 16, 17]], y[[0, 8, 9, 16, 17]], n_labels=3,
+    # too few examples of a label to cross-validate (fewer than 3): no scaling
+    _, _, few = head.fit(x[[0, 1, 8, 9, 16, 17]], y[[0, 1, 8, 9, 16, 17]], n_labels=3,
                          multi_label=False)
     assert few["scale"] == 1.0 and few["scale_chosen_by"] == "none"
