@@ -121,7 +121,9 @@ class _Import:
         self.before: dict[tuple, Any] = {}  # item -> its value before the import (None: none)
         self.seen: dict[tuple, tuple[int, Any]] = {}  # item -> (line, value) from this file
         self.stored: dict[str, int] = {}  # text hash -> document stored by this import
-        self.conflict_lines: list[tuple[int, int]] = []
+        self.conflict_lines: list[tuple[int, int]] = []  # (earlier line, later line), once
+        self.conflict_records: set[int] = set()  # lines of the records that conflict
+        self.duplicate_records: set[int] = set()
         self.cut_lines: list[int] = []
         self.copies: list[tuple[int, str, str]] = []  # (line, path given, document's path)
         self.line = 0  # the line of the record being added
@@ -289,13 +291,18 @@ class _Import:
     def _save(self, line: int, chunk_id: int | None, document_id: int | None, value) -> None:
         key = ("chunk", chunk_id) if chunk_id is not None else ("document", document_id)
         first = key not in self.seen
-        if not first:
+        if not first:  # counted per record: one text may match many chunks
             first_line, earlier = self.seen[key]
             if earlier == value:
-                self.result.duplicates += 1
+                if line not in self.duplicate_records:
+                    self.duplicate_records.add(line)
+                    self.result.duplicates += 1
                 return
-            self.result.conflicts += 1
-            self.conflict_lines.append((first_line, line))
+            if line not in self.conflict_records:
+                self.conflict_records.add(line)
+                self.result.conflicts += 1
+            if (first_line, line) not in self.conflict_lines:
+                self.conflict_lines.append((first_line, line))
         else:
             if chunk_id is not None:
                 row = self.index.one("select value from labels where task_id = ? and "
@@ -330,7 +337,7 @@ class _Import:
                               for a, b in self.conflict_lines[:MAX_LISTED])
             more = ", ..." if len(self.conflict_lines) > MAX_LISTED else ""
             result.warnings.append(
-                f"{name}: {len(self.conflict_lines)} record(s) give a different label to an "
+                f"{name}: {len(self.conflict_records)} record(s) give a different label to an "
                 f"item an earlier line labelled; the later line wins: {shown}{more}. "
                 "Check these labels")
         if self.copies:

@@ -126,6 +126,19 @@ def test_duplicates_and_conflicts_are_reported(topic, invoke, index, tmp_path):
     assert labels(index) == {"one": "legal", "two": "money"}
 
 
+def test_a_record_matching_many_chunks_counts_once(topic, invoke, index, tmp_path):
+    """A text found in 3 chunks: its conflicting record is one record, listed once."""
+    add_document(index, "/d/a.pdf", ["same text", "same text"])
+    add_document(index, "/d/b.pdf", ["same text"])
+    f = write(tmp_path / "l.csv", "text,label\nsame text,legal\nsame text,legal\n"
+                                  "same text,money\n")
+    r = invoke("import", "topic", f)
+    assert r.exit_code == 0, r.output
+    assert "lines: 1 duplicate, 1 conflicting" in r.output
+    assert "l.csv: 1 record(s) give a different label to an item an earlier line labelled; " \
+           "the later line wins: line 4 (after line 2). Check these labels" in r.output
+
+
 # -- all or nothing -----------------------------------------------------------------------
 @pytest.mark.parametrize("content, message", [
     ("text,label\nfine,legal\nalso fine,medical\nbad,legal,extra\n",
