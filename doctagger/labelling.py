@@ -43,7 +43,8 @@ class Session:
     limit: int | None = None
     model: dict | None = None
     predictor_factory: Callable[[], Any] | None = None
-    note: str | None = None  # a one-line note for the user (e.g. a strategy fallback)
+    notes: list[str] = field(default_factory=list)  # one-line notes said at the start
+    premark: bool = True  # NER: pre-mark the model's spans (False: it learned nothing)
     saved: int = 0
     skipped: int = 0
     accepted: int = 0
@@ -62,7 +63,10 @@ class Session:
         return next(self.items, None)
 
     def suggestion(self, item: Item) -> Prediction | None:
-        """The model's guess for an item (spans to pre-mark for NER), when there is a model."""
+        """The model's guess for an item (spans to pre-mark for NER), when there is a model
+        and it is worth showing (None when the model is flagged as having learned nothing)."""
+        if not self.premark:
+            return None
         if item.prediction is not None or self.predictor_factory is None:
             return item.prediction
         from doctagger.tagging import predict
@@ -147,21 +151,28 @@ def start_session(index: Index, task_name: str, *, strategy: str = "sequential",
         return cache["p"]
 
     factory = predictor_factory if model is not None else None
-    note = None
+    notes, premark = [], True
+    if spans and model is not None and (model.get("info") or {}).get("learned_nothing"):
+        premark = False  # its spans are noise that a plain Enter would save as labels
+        which = "active model" if version is None else "model"
+        notes.append(f"the {which} (v{model['version']}) learned nothing: "
+                     "no spans are pre-marked")
     if review_mode:
         items = review(index, task, task_type, model)
     elif strategy == "uncertain" and model is not None:
         items = uncertain(index, task, task_type, model, predictor_factory, pool=pool, seed=seed)
     elif strategy == "uncertain":
-        note = (f"task '{task.name}' has no trained model yet, so items come at random; "
-                f"train one with 'doctagger train {task.name}' to ask the uncertain ones first")
+        notes.append(f"task '{task.name}' has no trained model yet, so items come at random; "
+                     f"train one with 'doctagger train {task.name}' to ask the uncertain ones "
+                     "first")
         items = random_order(index, task, seed)
     elif strategy == "random":
         items = random_order(index, task, seed)
     else:
         items = sequential(index, task)
     return Session(index, task, task_type, items, limit=limit, model=model,
-                   predictor_factory=factory if (spans or review_mode) else None, note=note)
+                   predictor_factory=factory if (spans or review_mode) else None, notes=notes,
+                   premark=premark)
 
 
 # -- classification keys -----------------------------------------------------------------
@@ -174,24 +185,59 @@ def label_keys(labels: list[str]) -> dict[str, str]:
     return {k: label for k, label in zip(LABEL_KEYS, labels)}
 
 
-def resolve_label(name: str, labels: list[str]) -> str | None:
-    """A label by its exact name, then case-insensitively, then by a unique prefix."""
+def label_candidates(name: str, labels: list[str]) -> list[str]:
+    """The labels ``name`` may mean: its exact name, else the one equal in any case, else
+    those it is a prefix of (any case). One candidate: resolved; several: ambiguous."""
     name = name.strip()
+    if not name:
+        return []
     if name in labels:
-        return name
+        return [name]
     folded = [lab for lab in labels if lab.casefold() == name.casefold()]
     if len(folded) == 1:
-        return folded[0]
-    prefixed = [lab for lab in labels if lab.casefold().startswith(name.casefold())]
-    return prefixed[0] if len(prefixed) == 1 and name else None
+        return folded
+    return [lab for lab in labels if lab.casefold().startswith(name.casefold())]
+
+
+def resolve_label(name: str, labels: list[str]) -> str | None:
+    """A label by its exact name, then case-insensitively, then by a unique prefix."""
+    found = label_candidates(name, labels)
+    return found[0] if len(found) == 1 else None
+
+
+def label_problem(name: str, labels: list[str]) -> str:
+    """Why ``name`` names no label: an ambiguous prefix, or no label at all."""
+    found = label_candidates(name, labels)
+    if len(found) > 1:
+        return (f"'{name.strip()}' could be {', '.join(found[:-1])} or {found[-1]}: "
+                "type more of it")
+    return f"unknown label '{name.strip()}' (labels: {', '.join(labels)})"
+
+
+def parse_selection(line: str, keys: dict[str, str],
+                    labels: list[str]) -> tuple[list[str] | None, str]:
+    """A multi-label answer given as one line, ``neuro,other`` or ``1,3`` (label names or
+    keys, comma-separated): ``(sorted labels, "")``, or ``(None, why not)``."""
+    parts = [part.strip() for part in line.split(",")]
+    parts = [part for part in parts if part]
+    if not parts:
+        return None, "name the labels, comma-separated: 'neuro,other' (0 saves none of them)"
+    chosen = set()
+    for part in parts:
+        label = keys.get(part) or resolve_label(part, labels)
+        if label is None:
+            return None, label_problem(part, labels) + "; nothing saved"
+        chosen.add(label)
+    return sorted(chosen), ""
 
 
 # -- the NER edit language ---------------------------------------------------------------
 NER_HELP = """\
 NER commands (one per line):
   a  or Enter        accept the spans as shown and save
-  + TEXT = LABEL     mark the first unmarked occurrence of TEXT as LABEL
-                     (repeat to mark the next one; LABEL may be a unique prefix)
+  + TEXT = LABEL     mark the first unmarked occurrence of TEXT as LABEL, as a
+                     whole word ('age' is never marked inside 'damage'); repeat
+                     to mark the next one; LABEL may be a unique prefix
   - N [N ...]        drop span N (numbers as listed); '- *' drops them all
   N = LABEL          change the label of span N
   s  skip   u  undo the last answer   q  quit   ?  this help"""
@@ -204,8 +250,43 @@ class NerResult:
     message: str = ""
 
 
-def _unknown_label(name: str, labels: list[str]) -> str:
-    return f"unknown label '{name}' (labels: {', '.join(labels)})"
+PREMARK_MIN_SCORE = 0.5
+
+
+def premarked_spans(value: Any, min_score: float = PREMARK_MIN_SCORE
+                    ) -> tuple[list[dict], list[dict]]:
+    """A model's predicted spans split into those to pre-mark and those scored under
+    ``min_score`` (left unmarked: a plain Enter must not save a guess the model itself
+    doubts). A span without a "score" is pre-marked."""
+    keep, low = [], []
+    for span in value if isinstance(value, list) else []:
+        if not isinstance(span, dict):
+            continue
+        score = span.get("score")
+        (low if isinstance(score, (int, float)) and score < min_score else keep).append(span)
+    return plain_spans(keep), low
+
+
+def _is_word_char(ch: str) -> bool:
+    return bool(re.match(r"\w", ch))  # str patterns are Unicode-aware
+
+
+def _whole_word(text: str, needle: str, start: int, end: int) -> bool:
+    """Whether text[start:end] (== needle) is not part of a longer word: the character
+    before and after it are not word characters, on each side where the needle itself
+    begins or ends with one (a needle like '(b)' needs no boundary at its brackets)."""
+    if _is_word_char(needle[0]) and start > 0 and _is_word_char(text[start - 1]):
+        return False
+    if _is_word_char(needle[-1]) and end < len(text) and _is_word_char(text[end]):
+        return False
+    return True
+
+
+def _occurrences(needle: str, text: str, flags: int) -> Iterator[tuple[int, int]]:
+    """Every occurrence, overlapping ones too (so a part-word match cannot hide a whole
+    word that overlaps it)."""
+    for match in re.finditer(f"(?=({re.escape(needle)}))", text, flags):
+        yield match.span(1)
 
 
 def _sorted(spans: list[dict]) -> list[dict]:
@@ -233,14 +314,17 @@ def apply_ner_command(line: str, text: str, spans: list[dict], labels: list[str]
             needle = needle[1:-1]
         label = resolve_label(name, labels)
         if label is None:
-            return NerResult("error", spans, _unknown_label(name, labels))
+            return NerResult("error", spans, label_problem(name, labels))
         if not needle:
             return NerResult("error", spans, "give the text to mark: '+ TEXT = LABEL'")
+        part_word = False
         for flags in (0, re.IGNORECASE):  # exact case first
             found = False
-            for match in re.finditer(re.escape(needle), text, flags):
+            for start, end in _occurrences(needle, text, flags):
+                if not _whole_word(text, needle, start, end):
+                    part_word = True
+                    continue
                 found = True
-                start, end = match.span()
                 hit = next((n for n, s in enumerate(spans, 1) if _overlaps(s, start, end)), None)
                 if hit is None:
                     new = _sorted(spans + [{"start": start, "end": end, "label": label}])
@@ -253,6 +337,9 @@ def apply_ner_command(line: str, text: str, spans: list[dict], labels: list[str]
             if found:
                 return NerResult("error", spans,
                                  f"every {needle!r} in the text is marked already")
+        if part_word:
+            return NerResult("error", spans, f"no whole-word {needle!r} in the text (only "
+                             "inside longer words, which are never marked)")
         return NerResult("error", spans, f"no {needle!r} in the text")
     if command.startswith("-"):
         body = command[1:].strip()
@@ -274,7 +361,7 @@ def apply_ner_command(line: str, text: str, spans: list[dict], labels: list[str]
             return NerResult("error", spans, f"no span {number} (there are {len(spans)})")
         label = resolve_label(name, labels)
         if label is None:
-            return NerResult("error", spans, _unknown_label(name, labels))
+            return NerResult("error", spans, label_problem(name, labels))
         new = [dict(s) for s in spans]
         new[number - 1]["label"] = label
         return NerResult("edit", new, f"span {number} is now {label}")
@@ -304,4 +391,6 @@ def plain_spans(value: Any) -> list[dict]:
 
 
 __all__ = ["Item", "Session", "start_session", "STRATEGIES", "apply_ner_command",
-           "render_spans", "label_keys", "resolve_label", "plain_spans", "NER_HELP"]
+           "render_spans", "label_keys", "resolve_label", "label_candidates", "label_problem",
+           "parse_selection", "plain_spans", "premarked_spans", "PREMARK_MIN_SCORE",
+           "NER_HELP"]

@@ -391,3 +391,134 @@ def test_eval_of_a_rule_based_type_uses_all_its_labels(people, index, invoke, mo
     assert r.exit_code == 0, r.output
     assert "people v1 on all labels (2 examples)" in r.output and seen["n"] == 2
     assert "exact" in r.output and "1.0000" in r.output  # accepted as the rules said
+
+
+# -- QA fixes: whole words, pre-marking, ambiguous prefixes, a selection on one line ------
+WORDS_TEXT = "Page one: damage to these walls; the age of all walls."
+
+
+def test_ner_add_marks_whole_words_only(fakes, index, invoke):
+    add_document(index, "/docs/w.pdf", [[WORDS_TEXT]])
+    create_task(index, "ents", "capsner", labels=("person", "location"))
+    script = "\n".join(["+ age = person", "+ age = person", "+ the = location",
+                        "+ the = location", "+ dam = person", "+ nowhere = person",
+                        "+ page = location", "a"]) + "\n"
+    r = invoke("label", "ents", input=script)
+    assert r.exit_code == 0, r.output
+    assert "marked 'age' as person" in r.output
+    assert "every 'age' in the text is marked already" in r.output  # not P[age], dam[age]
+    assert "every 'the' in the text is marked already" in r.output  # not [the]se
+    assert "no whole-word 'dam' in the text" in r.output
+    assert "no 'nowhere' in the text" in r.output
+    assert "marked 'Page' as location" in r.output  # exact case first, then any case
+    value = labels(index, "ents")[0]["value"]
+    assert [(s["start"], WORDS_TEXT[s["start"]:s["end"]], s["label"]) for s in value] == [
+        (0, "Page", "location"), (33, "the", "location"), (37, "age", "person")]
+
+
+def test_whole_word_boundaries_are_unicode_aware():
+    def add(needle, text, spans=()):
+        return apply_ner_command(f"+ {needle} = X", text, list(spans), ["X"])
+
+    assert add("caf", "un café noir").message == "no whole-word 'caf' in the text (only " \
+                                                "inside longer words, which are never marked)"
+    r = add("café", "un café noir")
+    assert r.action == "edit" and r.spans[0] == {"start": 3, "end": 7, "label": "X"}
+    assert add("stra", "die Straße").action == "error"
+    assert add("x", "x_y and z").action == "error"  # '_' is a word character
+    assert add("Straße", "die straße, die").spans[0]["start"] == 4  # any case
+    # a needle that starts or ends with a non-word character needs no boundary there
+    assert add("(b)", "item(b) here").spans[0] == {"start": 4, "end": 7, "label": "X"}
+    assert add("-old", "age-old walls").spans[0] == {"start": 3, "end": 7, "label": "X"}
+    # a part-word match overlapping a whole word does not hide it
+    assert add("ab ab", "xab ab ab").spans[0] == {"start": 4, "end": 9, "label": "X"}
+    # the first unmarked whole word, past the ones marked already
+    first = add("age", "age, damage and age")
+    assert add("age", "age, damage and age", first.spans).spans[1]["start"] == 16
+
+
+def test_no_spans_premarked_from_a_model_that_learned_nothing(people, index, invoke):
+    add_model(index, "people", 1)
+    index.db.execute("update models set info = ? where version = 1",
+                     [json.dumps({"learned_nothing": True})])
+    r = invoke("label", "people", "--limit", "1", input="a\n")
+    assert r.exit_code == 0, r.output
+    assert r.output.count(
+        "Note: the active model (v1) learned nothing: no spans are pre-marked") == 1
+    assert "[Acme Corp|" not in r.output and "(no spans)" in r.output
+    # a plain accept saves what was shown, nothing, as the user's own answer
+    assert [(x["value"], x["source"]) for x in labels(index, "people")] == [([], "human")]
+    r = invoke("label", "people", "--model", "1", input="q\n")
+    assert "Note: the model (v1) learned nothing: no spans are pre-marked" in r.output
+
+
+def test_spans_scored_under_half_are_not_premarked(people, index, invoke, monkeypatch):
+    from tests.fakes import CapsPredictor
+
+    real = CapsPredictor.predict
+
+    def unsure_of_people(self, texts):
+        out = real(self, texts)
+        for p in out:
+            for s in p.value:
+                s["score"] = 0.3 if s["label"] == "PER" else s["score"]
+        return out
+
+    monkeypatch.setattr(CapsPredictor, "predict", unsure_of_people)
+    r = invoke("label", "people", "--limit", "1", input="\n")
+    assert r.exit_code == 0, r.output
+    assert "[Acme Corp|1:ORG] hired Alice and [Acme Corp|2:ORG] fired Bob." in r.output
+    assert "not marked, the model scored them under 0.5: 'Alice'=PER (0.30), " \
+           "'Bob'=PER (0.30)" in r.output
+    saved = labels(index, "people")[0]
+    assert [TEXT[s["start"]:s["end"]] for s in saved["value"]] == ["Acme Corp", "Acme Corp"]
+    assert saved["source"] == "human"  # not the model's answer: it also said Alice and Bob
+
+
+def test_premarked_spans_rule():
+    from doctagger.labelling import premarked_spans
+
+    value = [{"start": 0, "end": 2, "label": "A", "score": 0.09},
+             {"start": 3, "end": 5, "label": "B", "score": 0.5},
+             {"start": 6, "end": 8, "label": "C"}, "junk"]
+    keep, low = premarked_spans(value)
+    assert keep == [{"start": 3, "end": 5, "label": "B"}, {"start": 6, "end": 8, "label": "C"}]
+    assert low == [value[0]]
+    assert premarked_spans(None) == ([], [])
+
+
+def test_an_ambiguous_label_prefix_is_said(fakes, index, invoke):
+    add_document(index, "/docs/c.pdf", [[TEXT]])
+    create_task(index, "ents", "capsner", labels=("corporation", "creative-work", "person"))
+    script = "- *\n+ Acme Corp = c\n+ Acme Corp = zz\n+ Acme Corp = co\n1 = c\n1 = CR\na\n"
+    r = invoke("label", "ents", input=script)
+    assert r.exit_code == 0, r.output
+    assert r.output.count("'c' could be corporation or creative-work: type more of it") == 2
+    assert "unknown label 'zz' (labels: corporation, creative-work, person)" in r.output
+    assert "unknown label 'c'" not in r.output
+    assert "marked 'Acme Corp' as corporation" in r.output
+    assert "span 1 is now creative-work" in r.output
+    assert [s["label"] for s in labels(index, "ents")[0]["value"]] == ["creative-work"]
+
+
+def test_multi_label_selection_on_one_line(fakes, index, invoke):
+    add_document(index, "/docs/m.pdf", [["one", "two", "three"]])
+    create_task(index, "symptoms", multi_label=True, labels=("nervous", "neuro", "general"))
+    script = "?\nnervous,general\nne\nne,general\nbogus, general\n2, 3\n1\nneuro,\n"
+    r = invoke("label", "symptoms", input=script)
+    assert r.exit_code == 0, r.output
+    assert "(a line like '1,3' or 'neuro,other' saves that selection at once)" in r.output
+    assert "saved: general, nervous" in r.output
+    assert "'ne' could be nervous or neuro: type more of it (? for help)" in r.output
+    assert "'ne' could be nervous or neuro: type more of it; nothing saved" in r.output
+    assert "unknown label 'bogus' (labels: nervous, neuro, general); nothing saved" in r.output
+    # a line is the whole selection: what was toggled before it does not count
+    assert [x["value"] for x in labels(index, "symptoms")] == [
+        ["general", "nervous"], ["general", "neuro"], ["neuro"]]
+
+
+def test_a_selection_line_for_a_single_label_task(topic, index, invoke):
+    r = invoke("label", "topic", input="cardio,neuro\n2\n")
+    assert r.exit_code == 0, r.output
+    assert "one label per item: task 'topic' is not multi-label" in r.output
+    assert [x["value"] for x in labels(index)] == ["neuro"]

@@ -12,9 +12,10 @@ import click
 
 from doctagger.cli.common import get_index
 from doctagger.errors import InvalidLabelError
-from doctagger.labelling import (STRATEGIES, Item, Session, apply_ner_command,
-                                 label_keys, plain_spans, render_spans, resolve_label,
-                                 start_session)
+from doctagger.labelling import (PREMARK_MIN_SCORE, STRATEGIES, Item, Session,
+                                 apply_ner_command, label_keys, label_problem,
+                                 parse_selection, premarked_spans, render_spans,
+                                 resolve_label, start_session)
 
 WIDTH = 88
 ENTER = ("", "\r", "\n")
@@ -91,15 +92,17 @@ def _save(session: Session, item: Item, value, source: str) -> bool:
     return True
 
 
-def _class_help(keys: dict, multi: bool, review: bool) -> str:
+def _class_help(keys: dict, multi: bool, review: bool, lines_in: bool) -> str:
     lines = ["Keys:"] + [f"  {k}  {label}" for k, label in keys.items()]
     if multi:
         lines += ["  (labels toggle; Enter saves the selection)", "  0  none of these labels"]
     if review:
         lines += ["  a  or Enter  accept the model's answer"]
     lines += ["  s  skip   u  undo the last answer   q  quit   ?  this help"]
-    if not sys.stdin.isatty():
+    if lines_in:
         lines += ["  (a line may also be a label's name)"]
+        if multi:
+            lines += ["  (a line like '1,3' or 'neuro,other' saves that selection at once)"]
     return "\n".join(lines)
 
 
@@ -129,9 +132,10 @@ def _ask_class(session: Session, item: Item, keys_in: Keys, review: bool) -> str
         click.echo(f"saved: {shown or '(none)'}" + (" (accepted)" if same else ""))
         return True
 
+    by_line = not keys_in.tty or len(task.labels) > len(keys)  # too many labels for keys
     while True:
         state = f" {{{', '.join(sorted(selected))}}}" if multi else ""
-        ask = keys_in.key if len(task.labels) <= len(keys) else keys_in.line  # too many keys
+        ask = keys_in.line if by_line else keys_in.key
         answer = ask(f"label{state}> ").strip()
         if answer == "q":
             return "quit"
@@ -141,7 +145,7 @@ def _ask_class(session: Session, item: Item, keys_in: Keys, review: bool) -> str
             session.skip(item)
             return "next"
         if answer == "?":
-            click.echo(_class_help(keys, multi, review))
+            click.echo(_class_help(keys, multi, review, by_line))
             continue
         if answer == "a" and review or answer in ENTER and (review or multi and selected):
             if save(sorted(selected) if multi else predicted):
@@ -155,10 +159,21 @@ def _ask_class(session: Session, item: Item, keys_in: Keys, review: bool) -> str
             if save([]):
                 return "next"
             continue
+        if "," in answer and multi:  # a whole selection on one line, saved at once
+            chosen, problem = parse_selection(answer, keys, task.labels)
+            if chosen is None:
+                click.echo(problem)
+            elif save(chosen):
+                return "next"
+            continue
+        if "," in answer:
+            click.echo(f"one label per item: task '{task.name}' is not multi-label")
+            continue
         label = keys.get(answer) or (resolve_label(answer, task.labels) if len(answer) > 1
                                      else None)
         if label is None:
-            click.echo(f"no key {answer!r} (? for help)")
+            click.echo(label_problem(answer, task.labels) + " (? for help)"
+                       if len(answer) > 1 else f"no key {answer!r} (? for help)")
             continue
         if not multi:
             if save(label):
@@ -179,15 +194,28 @@ def _show_spans(item: Item, spans: list[dict], scores: dict) -> None:
                    + (f"  ({score:.2f})" if score is not None else ""))
 
 
+def _low_scored(item: Item, low: list[dict]) -> str:
+    shown = ", ".join(f"{item.text[int(s['start']):int(s['end'])]!r}={s['label']} "
+                      f"({float(s['score']):.2f})" for s in low[:5])
+    more = f" and {len(low) - 5} more" if len(low) > 5 else ""
+    return f"  not marked, the model scored them under {PREMARK_MIN_SCORE}: {shown}{more}"
+
+
 def _ask_spans(session: Session, item: Item, keys_in: Keys, review: bool) -> str:
-    """Ask one NER item with the edit language; returns 'next', 'undo' or 'quit'."""
+    """Ask one NER item with the edit language; returns 'next', 'undo' or 'quit'.
+
+    The model's spans are pre-marked, except those it scored under PREMARK_MIN_SCORE
+    (listed as a hint) and none at all when it learned nothing (``session.premark``)."""
     suggestion = session.suggestion(item)
     raw = suggestion.value if suggestion else []
-    spans = plain_spans(raw)
-    predicted = list(spans) if suggestion is not None else None
+    spans, low = premarked_spans(raw)
+    # accepting is accepting the model's answer only when all of it was pre-marked
+    predicted = list(spans) if suggestion is not None and not low else None
     scores = {(int(s["start"]), int(s["end"]), s["label"]): float(s["score"])
               for s in (raw or []) if isinstance(s, dict) and "score" in s}
     _show_spans(item, spans, scores)
+    if low:
+        click.echo(click.style(_low_scored(item, low), dim=True))
     click.echo("a accept  + TEXT = LABEL  - N  N = LABEL  s skip  u undo  ? help  q quit"
                f"   labels: {', '.join(session.task.labels)}")
     while True:
@@ -280,14 +308,16 @@ def label(task, strategy, review, limit, version, pool, seed):
 
     Each item shows its document, page and why it was picked. Classification: press a
     label's key (1-9, then letters); multi-label keys toggle and Enter saves, 0 saves
-    "none of these". Everywhere: s skip, u undo the last answer, ? help, q quit.
+    "none of these" (scripted, a line 'neuro,other' saves that selection at once).
+    Everywhere: s skip, u undo the last answer, ? help, q quit.
     In review mode, a or Enter accepts the model's answer (saved as 'model-accepted').
 
     \b
     NER: the text is shown with spans marked [text|N:LABEL] (the model's, when there is
-    one); one command per line:
+    one, but not those it scored under 0.5); one command per line:
       a  or Enter        accept the spans as shown and save
-      + TEXT = LABEL     mark the first unmarked occurrence of TEXT (repeat for the next)
+      + TEXT = LABEL     mark the first unmarked whole-word occurrence of TEXT (repeat
+                         for the next)
       - N [N ...]        drop spans by number ('- *' drops all)
       N = LABEL          change the label of span N
       s, u, q, ?         skip, undo, quit, help
@@ -305,8 +335,8 @@ def label(task, strategy, review, limit, version, pool, seed):
     index = get_index()
     session = start_session(index, task, strategy=strategy, review_mode=review, limit=limit,
                             pool=pool, seed=seed, version=version)
-    if session.note:
-        click.echo(f"Note: {session.note}")
+    for note in session.notes:
+        click.echo(f"Note: {note}")
     if review and session.model is not None:
         click.echo(f"Reviewing predictions of {task} v{session.model['version']}.")
     elif strategy == "uncertain" and session.model is not None:
