@@ -9,9 +9,10 @@ import into a fresh index, then export again gives the same file:
   imported as text (no file behind it) a ``text`` record with its text.
 
 Predictions (``predictions=True``) come from the task's active model, or from ``model``
-(a version number), with ``score`` and ``model_version`` (and ``document``, ``page`` for
-chunk predictions) as extra fields: chunk predictions in document and chunk order; for a
-document-level task, the document tags of that model, one record per document.
+(a version number), with ``score`` and ``model_version`` (``scores`` per label for
+multi-label tasks; ``document``, ``page`` for chunk predictions) as extra fields: chunk
+predictions in document and chunk order; for a document-level task, one record per
+document the model predicted (:func:`document_prediction_records`).
 
 A record that a format cannot hold is refused with a message that names its document,
 page and chunk (``LabelRecord.origin``), so the user can find it with ``doctagger show``.
@@ -133,38 +134,104 @@ def prediction_records(index: Index, task, version: int | None = None) -> list:
     from doctagger.formats import LabelRecord
 
     model = model_row(index, task, version)
-    records = []
     if task.level == "document":
-        rows = index.query(
-            "select g.document_id, g.label, g.score from document_tags g "
-            "where g.model_id = ? order by g.document_id, g.score desc, g.label", [model["id"]])
-        by_document: dict[int, list[dict]] = {}
-        for r in rows:
-            by_document.setdefault(r["document_id"], []).append(r)
-        for document_id, tags in by_document.items():
-            doc = index.one("select id, path, source from documents where id = ?", [document_id])
-            if task.multi_label:
-                value = sorted(t["label"] for t in tags)
-                meta = {"score": min(t["score"] for t in tags),
-                        "scores": {t["label"]: t["score"] for t in tags}}
-            else:
-                value, meta = tags[0]["label"], {"score": tags[0]["score"]}
-            meta["model_version"] = model["version"]
-            records.append(LabelRecord(line=0, value=value, meta=meta, origin=doc["path"],
-                                       **_document_record(index, doc)))
-        return records
+        return document_prediction_records(index, task, model)
+    records = []
     rows = index.query(
-        "select p.value, p.score, c.text, c.page, c.page_end, c.id as chunk_id, d.path "
-        "from predictions p "
+        "select p.value, p.score, p.scores, c.text, c.page, c.page_end, c.id as chunk_id, "
+        "d.path from predictions p "
         "join chunks c on c.id = p.chunk_id join documents d on d.id = c.document_id "
         "where p.model_id = ? order by c.document_id, c.seq", [model["id"]])
     for r in rows:
-        meta = {"score": r["score"], "model_version": model["version"], "document": r["path"],
-                "page": r["page"]}
+        meta = {"score": r["score"]}
+        if task.multi_label:  # the model's probability of every label, when it gave them
+            meta["scores"] = json.loads(r["scores"]) if r["scores"] else None
+        meta.update({"model_version": model["version"], "document": r["path"],
+                     "page": r["page"]})
         records.append(LabelRecord(line=0, value=json.loads(r["value"]), text=r["text"],
                                    meta=meta, origin=_where(r["path"], r["page"],
                                                             r["page_end"], r["chunk_id"])))
     return records
+
+
+def document_prediction_records(index: Index, task, model: dict) -> list:
+    """One record per document the model predicted (or tagged), in document id order.
+
+    A document with tags of the model: its tags (single-label: the label and its score;
+    multi-label: the labels, ``scores`` per label and ``score``, the lowest). A document
+    whose chunks the model predicted but which has no tag of it: rolled up again from those
+    predictions. When it was left without a tag under ``--min-score`` (its predictions are
+    queued for review), or the roll-up gives no label, its value is None (single-label) or
+    [] (multi-label) and ``score`` is its best score, so no predicted document is left out.
+    """
+    from doctagger.formats import LabelRecord
+
+    tags: dict[int, list[dict]] = {}
+    for r in index.query(
+            "select g.document_id, g.label, g.score from document_tags g "
+            "where g.model_id = ? order by g.document_id, g.score desc, g.label",
+            [model["id"]]):
+        tags.setdefault(r["document_id"], []).append(r)
+    queued = {r["document_id"]: bool(r["queued"]) for r in index.query(
+        "select c.document_id, max(p.review) as queued from predictions p "
+        "join chunks c on c.id = p.chunk_id where p.model_id = ? group by c.document_id",
+        [model["id"]])}
+    records = []
+    for document_id in sorted(set(tags) | set(queued)):
+        if document_id in tags:
+            value, meta = _tagged_value(task, tags[document_id])
+        else:
+            value, meta = _rolled_up_value(index, task, model, document_id,
+                                           queued[document_id])
+        meta["model_version"] = model["version"]
+        doc = index.one("select id, path, source from documents where id = ?", [document_id])
+        records.append(LabelRecord(line=0, value=value, meta=meta, origin=doc["path"],
+                                   **_document_record(index, doc)))
+    return records
+
+
+def _tagged_value(task, tags: list[dict]) -> tuple:
+    """(value, meta) from a document's tags (best first)."""
+    if task.multi_label:
+        return (sorted(t["label"] for t in tags),
+                {"score": min(t["score"] for t in tags),
+                 "scores": {t["label"]: t["score"] for t in tags}})
+    return tags[0]["label"], {"score": tags[0]["score"]}
+
+
+def _rolled_up_value(index: Index, task, model: dict, document_id: int, queued: bool) -> tuple:
+    """(value, meta) of a document without a tag of the model, from its chunk predictions."""
+    from doctagger.plugins import get_task_type
+    from doctagger.tagging import document_predictions, rollup
+
+    items = document_predictions(index, model["id"], document_id, reviewed_out=False)
+    rolled = rollup(task, get_task_type(task.type), items)
+    scores = {t.label: round(float(t.score), 6) for t in rolled}
+    if not scores and items and all(i.prediction.scores for i in items):
+        labels = sorted({label for i in items for label in i.prediction.scores})
+        scores = {label: round(sum(float(i.prediction.scores.get(label, 0.0)) for i in items)
+                               / len(items), 6) for label in labels}
+    best = max(scores.values(), default=None)
+    if queued or not rolled:  # no tag: under --min-score, or no label reached the roll-up
+        return ([] if task.multi_label else None,
+                {"score": best, "scores": scores} if task.multi_label else {"score": best})
+    ordered = sorted(rolled, key=lambda t: (-float(t.score), t.label))
+    return _tagged_value(task, [{"label": t.label, "score": round(float(t.score), 6)}
+                                for t in ordered])
+
+
+def missing_predictions(index: Index, task_name: str, version: int | None = None) -> str | None:
+    """Why an export of predictions is empty, when it is because the model has not
+    tagged yet: ``no predictions of vN yet: run 'doctagger tag TASK' first``; else None."""
+    task = index.task(task_name)
+    model = model_row(index, task, version)
+    if index.scalar("select 1 from predictions where model_id = ? limit 1", [model["id"]]) \
+            or index.scalar("select 1 from document_tags where model_id = ? limit 1",
+                            [model["id"]]):
+        return None
+    command = f"doctagger tag {task.name}" + (f" --model {model['version']}"
+                                              if version is not None else "")
+    return f"no predictions of v{model['version']} yet: run '{command}' first"
 
 
 def export_labels(index: Index, task_name: str, fh, *, fmt: str = "jsonl",
@@ -185,5 +252,5 @@ def export_labels(index: Index, task_name: str, fh, *, fmt: str = "jsonl",
     return write_labels(records, fh, fmt, kind=kind, multi_label_separator=separator)
 
 
-__all__ = ["FORMATS", "format_for", "suffix_format", "label_records", "prediction_records", "model_row",
-           "export_labels"]
+__all__ = ["FORMATS", "format_for", "suffix_format", "label_records", "prediction_records",
+           "document_prediction_records", "missing_predictions", "model_row", "export_labels"]

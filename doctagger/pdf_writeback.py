@@ -2,8 +2,10 @@
 
 Each copy carries the task's document tags in its metadata (``keywords``: the tags as
 ``TASK=LABEL``, added to any keywords the file had; ``subject``: a one-line summary), and
-every NER entity as a highlight annotation on the pages where it was found (located with
-PyMuPDF's ``search_for`` on those pages; the annotation says the label, task and score).
+each mention of an NER entity as a highlight annotation: located with PyMuPDF's
+``search_for`` on its chunk's page, among the hits inside the chunk's bounding box, the one
+at the mention's place in the chunk (:func:`entity_mentions`, :func:`locate`); the
+annotation says the label, task and score.
 
 Documents that cannot be copied are skipped with a one-line reason: text imported without
 a file, files that are not PDFs, files gone or changed since they were ingested, and files
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
 
 SUBJECT_PREFIX = "doctagger"
 HIGHLIGHT_TITLE = "doctagger"
+NO_FILE = "imported text has no PDF file"  # the skip reason of a text imported as labels
 WRITABLE_METADATA = ("author", "producer", "creator", "title", "subject", "keywords",
                      "creationDate", "modDate", "trapped")
 
@@ -57,24 +60,78 @@ def _fold(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
-def entity_pages(index: Index, document_id: int, model_id: int) -> dict[tuple[str, str], set]:
-    """(label, folded text) -> the pages where the model found that entity in the
-    document: every mention, not only a tag's top supporting chunks."""
-    found: dict[tuple[str, str], set] = {}
-    rows = index.query(
-        "select c.text, c.page, c.page_end, p.value from predictions p join chunks c on "
-        "c.id = p.chunk_id where c.document_id = ? and p.model_id = ? and p.review = 0",
-        [document_id, model_id])
-    for row in rows:
-        value = json.loads(row["value"])
-        if not isinstance(value, list) or row["page"] is None:
+def _pattern(surface: str):
+    """A regex for an entity's text as PDF text search finds it: case-insensitive, any
+    run of white space for a space."""
+    import re
+
+    return re.compile(r"\s+".join(map(re.escape, surface.split())), re.IGNORECASE)
+
+
+def _occurrences(text: str, surface: str, before: int | None = None) -> int:
+    """How many times ``surface`` occurs in ``text`` (starting before ``before``)."""
+    return sum(1 for m in _pattern(surface).finditer(text)
+               if before is None or m.start() < before)
+
+
+def entity_mentions(index: Index, document_id: int, model_id: int,
+                    keys: set[tuple[str, str]] | None = None) -> list[dict]:
+    """Every mention of an entity the model found in the document (not under review), as
+    ``{label, key, text, page, bbox, nth, expected, others}``: where to look for it in the
+    PDF. ``key`` is (label, folded text); only ``keys`` are kept when given.
+
+    A mention is looked for on its chunk's page, among the text search hits inside the
+    chunk's bounding box (``bbox``). Chunks cut from one long paragraph share its box, so
+    ``nth`` counts the occurrences of the text before the mention in those chunks, in
+    order, and ``expected`` all of them there: the hit to highlight is the ``nth``.
+    ``others``: boxes of the page's other chunks that contain the text (a hit inside one
+    of them belongs to that chunk). A chunk without a box counts in its page's text."""
+    chunks = index.query(
+        "select c.id, c.seq, c.page, c.text, c.bbox, c.char_start, p.value from chunks c "
+        "left join predictions p on p.chunk_id = c.id and p.model_id = ? and p.review = 0 "
+        "where c.document_id = ? order by c.seq", [model_id, document_id])
+    by_page: dict[int, list[dict]] = {}
+    for chunk in chunks:
+        by_page.setdefault(chunk["page"], []).append(chunk)
+    page_texts: dict[int, str | None] = {}
+    mentions = []
+    for chunk in chunks:
+        value = json.loads(chunk["value"]) if chunk["value"] else None
+        if not isinstance(value, list) or chunk["page"] is None:
             continue
-        pages = range(row["page"], (row["page_end"] or row["page"]) + 1)
         for span in value:
-            if isinstance(span, dict) and "start" in span:
-                key = (str(span["label"]), _fold(row["text"][span["start"]:span["end"]]))
-                found.setdefault(key, set()).update(pages)
-    return found
+            if not isinstance(span, dict) or "start" not in span:
+                continue
+            start, end = int(span["start"]), int(span["end"])
+            surface = " ".join(chunk["text"][start:end].split())
+            key = (str(span["label"]), _fold(surface))
+            if not surface or (keys is not None and key not in keys):
+                continue
+            mention = {"label": key[0], "key": key, "text": surface, "page": chunk["page"],
+                       "chunk_id": chunk["id"], "bbox": None, "others": []}
+            if chunk["bbox"]:
+                mention["bbox"] = json.loads(chunk["bbox"])
+                region = [c for c in by_page[chunk["page"]] if c["bbox"] == chunk["bbox"]]
+                before = [c for c in region if c["seq"] < chunk["seq"]]
+                mention["nth"] = (sum(_occurrences(c["text"], surface) for c in before)
+                                  + _occurrences(chunk["text"], surface, start))
+                mention["expected"] = sum(_occurrences(c["text"], surface) for c in region)
+                mention["others"] = [json.loads(c["bbox"]) for c in by_page[chunk["page"]]
+                                     if c["bbox"] and c["bbox"] != chunk["bbox"]
+                                     and _occurrences(c["text"], surface)]
+            else:  # no box: count in the page text
+                if chunk["page"] not in page_texts:
+                    page_texts[chunk["page"]] = index.scalar(
+                        "select text from pages where document_id = ? and page = ?",
+                        [document_id, chunk["page"]])
+                page_text = page_texts[chunk["page"]] or chunk["text"]
+                offset = chunk["char_start"]
+                if offset is None or page_text[offset:offset + len(chunk["text"])] != chunk["text"]:
+                    offset = max(page_text.find(chunk["text"]), 0)
+                mention["nth"] = _occurrences(page_text, surface, offset + start)
+                mention["expected"] = _occurrences(page_text, surface)
+            mentions.append(mention)
+    return mentions
 
 
 def output_path(out_dir: Path, original: Path, document_id: int, used: set[Path]) -> Path:
@@ -89,7 +146,7 @@ def output_path(out_dir: Path, original: Path, document_id: int, used: set[Path]
 
 def _skip_reason(doc: dict) -> str | None:
     if doc["source"] != "file":
-        return "imported text has no PDF file"
+        return NO_FILE
     path = Path(doc["path"])
     if (doc["format"] or path.suffix.lstrip(".")).lower() != "pdf":
         return f"not a PDF ({path.suffix or 'no suffix'}): only PDF copies can carry tags"
@@ -100,17 +157,38 @@ def _skip_reason(doc: dict) -> str | None:
     return None
 
 
-def write_copy(doc: dict, task: Task, out: Path,
-               pages_of: dict[tuple[str, str], set] | None = None) -> dict:
-    """One tagged copy: metadata, and highlights on the pages in ``pages_of`` (see
-    :func:`entity_pages`; a tag's own pages when absent). Returns what was written."""
+def _inside(rect, box, margin: float = 2.0) -> bool:
+    """Whether a search hit's centre lies in a chunk's box ([x0, y0, x1, y1])."""
+    x, y = (rect.x0 + rect.x1) / 2, (rect.y0 + rect.y1) / 2
+    return (box[0] - margin <= x <= box[2] + margin) and (box[1] - margin <= y <= box[3] + margin)
+
+
+def locate(page, mention: dict, hits: list) -> object | None:
+    """The search hit (a quad) of ``mention`` among ``hits``, all of its text's hits on
+    its page; None when it cannot be told. See :func:`entity_mentions`."""
+    box = mention.get("bbox")
+    if box:
+        hits = [q for q in hits if _inside(q.rect, box)]
+        if len(hits) > mention["expected"]:  # hits of other chunks whose box overlaps
+            hits = [q for q in hits
+                    if not any(_inside(q.rect, other, 0) for other in mention["others"])]
+    nth = mention.get("nth", 0)
+    return hits[nth] if nth < len(hits) else None
+
+
+def write_copy(doc: dict, task: Task, out: Path, mentions: list[dict] | None = None) -> dict:
+    """One tagged copy: metadata, and a highlight on each mention in ``mentions`` (see
+    :func:`entity_mentions`: each mention is highlighted once, where it is in its chunk).
+    Returns what was written: ``highlights`` (annotations added) and
+    ``entities_highlighted`` (entity tags with at least one)."""
     from doctagger.extractors import import_pymupdf
 
     pymupdf = import_pymupdf()
 
     original = Path(doc["path"])
     classes = [t for t in doc["tags"] if not t["extra"].get("text")]
-    entities = [t for t in doc["tags"] if t["extra"].get("text")]
+    entities = {(t["label"], _fold(t["extra"]["text"])): t
+                for t in doc["tags"] if t["extra"].get("text")}
     pdf = pymupdf.open(original)
     try:
         if pdf.needs_pass:
@@ -122,36 +200,49 @@ def write_copy(doc: dict, task: Task, out: Path,
             keyword = f"{task.name}={tag['label']}"
             if keyword not in keywords:
                 keywords.append(keyword)
+        highlights, found, done = 0, set(), set()
+        searched: dict[tuple[int, str], list] = {}
+        for mention in mentions or []:
+            tag = entities.get(mention["key"])
+            page_no = mention["page"]
+            if tag is None or not page_no or not 1 <= int(page_no) <= pdf.page_count:
+                continue
+            page = pdf[int(page_no) - 1]
+            if (page_no, mention["text"]) not in searched:
+                searched[page_no, mention["text"]] = page.search_for(mention["text"], quads=True)
+            quad = locate(page, mention, searched[page_no, mention["text"]])
+            spot = quad and (page_no, tuple(round(v, 1) for v in quad.rect))
+            if quad is None or spot in done:
+                continue
+            done.add(spot)
+            annot = page.add_highlight_annot(quad)
+            annot.set_info(title=HIGHLIGHT_TITLE,
+                           content=f"{tag['label']} ({task.name}, score {tag['score']:.2f})")
+            annot.update()
+            highlights += 1
+            found.add(mention["key"])
         summary = ", ".join(f"{t['label']} ({t['score']:.2f})" for t in classes)
         version = doc["tags"][0]["model_version"] if doc["tags"] else None
         subject = f"{SUBJECT_PREFIX} {task.name} (model v{version}): " + (
             summary or "no class tags")
         if entities:
-            subject += f"; {len(entities)} entities highlighted"
+            subject += (f"; {_count(len(found), 'entity', 'entities')} highlighted "
+                        f"({_count(highlights, 'highlight')})")
+            if len(found) < len(entities):
+                subject += f", {len(entities) - len(found)} not found in the PDF text"
         meta["keywords"] = ", ".join(keywords)
         meta["subject"] = subject
         pdf.set_metadata({k: v for k, v in meta.items() if k in WRITABLE_METADATA and v})
-        highlights = 0
-        for tag in entities:
-            text = tag["extra"]["text"]
-            pages = (pages_of or {}).get((tag["label"], _fold(text)))
-            for page_no in sorted(pages or tag["pages"] or [tag["extra"].get("page")]):
-                if not page_no or not 1 <= int(page_no) <= pdf.page_count:
-                    continue
-                page = pdf[int(page_no) - 1]
-                for quad in page.search_for(text, quads=True):
-                    annot = page.add_highlight_annot(quad)
-                    annot.set_info(title=HIGHLIGHT_TITLE,
-                                   content=f"{tag['label']} ({task.name}, score "
-                                           f"{tag['score']:.2f})")
-                    annot.update()
-                    highlights += 1
         out.parent.mkdir(parents=True, exist_ok=True)
         pdf.save(str(out), garbage=1, deflate=True)
     finally:
         pdf.close()
     return {"path": str(out), "keywords": meta["keywords"], "subject": subject,
-            "highlights": highlights}
+            "highlights": highlights, "entities_highlighted": len(found)}
+
+
+def _count(n: int, word: str, plural: str | None = None) -> str:
+    return f"{n} {word if n == 1 else plural or word + 's'}"
 
 
 def write_pdfs(index: Index, task: Task, out_dir: str | Path) -> dict:
@@ -167,11 +258,13 @@ def write_pdfs(index: Index, task: Task, out_dir: str | Path) -> dict:
         result = None
         if reason is None:
             original = Path(doc["path"])
-            pages_of = {}
+            mentions = []
+            keys = {(t["label"], _fold(t["extra"]["text"]))
+                    for t in doc["tags"] if t["extra"].get("text")}
             for model_id in {t["model_id"] for t in doc["tags"] if t["extra"].get("text")}:
-                pages_of.update(entity_pages(index, doc["id"], model_id))
+                mentions.extend(entity_mentions(index, doc["id"], model_id, keys))
             result = write_copy(doc, task, output_path(out_dir, original, doc["id"], used),
-                                pages_of)
+                                mentions)
             reason = result.get("skipped")
         if reason:
             skipped.append({"document_id": doc["id"], "path": doc["path"], "reason": reason})
@@ -180,4 +273,5 @@ def write_pdfs(index: Index, task: Task, out_dir: str | Path) -> dict:
     return {"written": written, "skipped": skipped}
 
 
-__all__ = ["write_pdfs", "tagged_documents", "write_copy", "entity_pages"]
+__all__ = ["write_pdfs", "tagged_documents", "write_copy", "entity_mentions", "locate",
+           "NO_FILE"]

@@ -267,7 +267,7 @@ def tag_task(index: Index, task_name: str, *, version: int | str | None = None,
     summary = {"task": task.name, "level": task.level, "model_version": model["version"],
                "model_id": model["id"],
                "chunks": 0, "repeated_texts": 0, "documents": 0, "document_tags": 0,
-               "review": 0,
+               "review": 0, "review_labelled": 0,
                "untagged_documents": 0, "min_score": min_score, "to_tag": to_tag}
     def roll(documents):
         rolled = rollup_documents(index, task, task_type, model["id"], sorted(documents),
@@ -319,15 +319,39 @@ def tag_task(index: Index, task_name: str, *, version: int | str | None = None,
         [task.id, model["id"], model["id"]])]
     if stale:
         roll(set(stale))
-    # items queued for review: chunks, or documents for document-level tasks
-    summary["review"] = index.scalar(
-        "select count(*) from predictions where model_id = ? and review = 1"
-        if task.level != "document" else
-        "select count(distinct c.document_id) from predictions p join chunks c "
-        "on c.id = p.chunk_id where p.model_id = ? and p.review = 1", [model["id"]]) or 0
+    summary.update(review_counts(index, task, model["id"]))
     marker.unlink(missing_ok=True)
     summary["seconds"] = round(time.monotonic() - started, 2)
     return summary
+
+
+def review_counts(index: Index, task: Task, model_id: int) -> dict:
+    """Items the model queued for review (under ``--min-score``): chunks, or documents for
+    document-level tasks. ``review``: those without a label for the task, what ``doctagger
+    label TASK --review`` asks about (the same test of "labelled" as
+    :mod:`doctagger.selection`); ``review_labelled``: queued ones labelled already."""
+    from doctagger.selection import _unlabelled_chunks, _unlabelled_documents
+
+    params = {"task": task.id, "model": model_id}
+    if task.level == "document":
+        queued = ("from documents d where d.id in (select c.document_id from predictions p "
+                  "join chunks c on c.id = p.chunk_id where p.model_id = :model "
+                  "and p.review = 1)")
+        unlabelled = _unlabelled_documents("d")
+    else:
+        queued = "from predictions p join chunks c on c.id = p.chunk_id " \
+                 "where p.model_id = :model and p.review = 1"
+        unlabelled = _unlabelled_chunks("c")
+    total = index.scalar(f"select count(*) {queued}", params) or 0
+    review = index.scalar(f"select count(*) {queued} and {unlabelled}", params) or 0
+    return {"review": review, "review_labelled": total - review}
+
+
+def document_tag_versions(index: Index, task: Task) -> list[int]:
+    """The model versions whose document tags the task's documents carry now."""
+    return [r["version"] for r in index.query(
+        "select distinct m.version from document_tags g join models m on m.id = g.model_id "
+        "where g.task_id = ? order by m.version", [task.id])]
 
 
 # -- roll-up ------------------------------------------------------------------------------
@@ -517,6 +541,6 @@ def rollup_spans(task: Task, items: list[ChunkPrediction],
 
 __all__ = ["tag_task", "resolve_model", "require_model", "load_predictor", "predict",
            "prediction_problem", "value_problem", "is_score", "label_value", "predictor_of",
-           "uncertainty_of", "stored_prediction",
+           "uncertainty_of", "stored_prediction", "review_counts", "document_tag_versions",
            "rollup", "rollup_documents", "rollup_classes", "rollup_spans",
            "document_predictions", "register_rules_version"]

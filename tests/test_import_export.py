@@ -806,3 +806,50 @@ def test_long_text_through_the_real_chunker(fakes, invoke, index, tmp_path):
     assert invoke("--index", second, "import", "ents", one).exit_code == 0
     r = invoke("--index", second, "export", "ents")
     assert r.output.encode("utf-8") == one.read_bytes()
+
+
+def test_multi_label_predictions_export_their_scores(fakes, invoke, index):
+    """docs/labels.md: multi-label records carry `scores` per label (QA: chunk predictions
+    of a multi-label task had none); JSONL an object, CSV a JSON cell."""
+    invoke("tasks", "create", "topics", "--type", "fakeclass", "--labels", "a,b",
+           "--multi-label")
+    _, (c1, c2) = add_document(index, "/d/a.pdf", ["first text", "second text"])
+    v1 = _model(index, "topics", 1, active=True)
+    task = index.task("topics")
+    with index.write() as db:
+        for chunk, value, score, scores in ((c1, ["a"], 0.75, {"a": 0.75, "b": 0.125}),
+                                            (c2, [], 0.5, None)):
+            db["predictions"].insert({"task_id": task.id, "model_id": v1, "chunk_id": chunk,
+                                      "value": json.dumps(value), "score": score,
+                                      "scores": json.dumps(scores) if scores else None,
+                                      "created_at": now()})
+    r = invoke("export", "topics", "--predictions")
+    assert r.exit_code == 0, r.output
+    assert [json.loads(x) for x in r.output.splitlines()] == [
+        {"text": "first text", "label": ["a"], "score": 0.75,
+         "scores": {"a": 0.75, "b": 0.125}, "model_version": 1, "document": "/d/a.pdf",
+         "page": 1},
+        {"text": "second text", "label": [], "score": 0.5, "scores": None, "model_version": 1,
+         "document": "/d/a.pdf", "page": 1}]
+    r = invoke("export", "topics", "--predictions", "--format", "csv")
+    assert r.output.splitlines() == [
+        "text,label,score,scores,model_version,document,page",
+        'first text,a,0.75,"{""a"": 0.75, ""b"": 0.125}",1,/d/a.pdf,1',
+        "second text,,0.5,,1,/d/a.pdf,1"]
+
+
+def test_exporting_predictions_before_tagging_says_to_tag(ents, invoke, index, tmp_path):
+    """QA: 'export ents --predictions' before any 'tag' said 'Wrote 0 predictions'."""
+    add_document(index, "/d/a.pdf", ["Alice met Bob"])
+    _model(index, "ents", 1)
+    _model(index, "ents", 2, active=True)
+    r = invoke("export", "ents", "--predictions", "-o", tmp_path / "p.jsonl")
+    assert r.exit_code == 0
+    assert ("Wrote 0 predictions of 'ents' to %s (jsonl); no predictions of v2 yet: run "
+            "'doctagger tag ents' first." % (tmp_path / "p.jsonl")) in r.output
+    r = invoke("export", "ents", "--predictions", "--model", "1")
+    assert r.exit_code == 0
+    assert r.output == ("No predictions to export for 'ents': no predictions of v1 yet: run "
+                        "'doctagger tag ents --model 1' first.\n")
+    r = invoke("export", "ents")  # labels: no hint about tagging
+    assert r.output == "No labels to export for 'ents'.\n"

@@ -190,6 +190,93 @@ def test_document_level_aggregates_chunk_probabilities(fakes, index, invoke):
     assert "1 documents without a tag under --min-score are queued for review" in r.output
 
 
+def test_review_count_leaves_out_items_labelled_already(fakes, index, invoke):
+    """The summary's review count is what 'label --review' asks about: queued items with
+    no label for the task (QA: 22 queued, 'label --review' had nothing to ask)."""
+    from doctagger.labels import save_label
+    from doctagger.plugins import get_task_type
+    from doctagger.selection import review
+
+    docs = [add_document(index, f"/docs/{n}.pdf", [[f"{n} cardio note", "neuro"]])[0]
+            for n in "abc"]
+    create_task(index, "kind", level="document")
+    model_id = add_model(index, "kind", 1)
+    task = index.task("kind")
+    save_label(index, task, "cardio", document_id=docs[0])
+    save_label(index, task, "neuro", document_id=docs[1])
+    r = invoke("tag", "kind", "--min-score", "0.99", "--json")
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.output)
+    assert summary["untagged_documents"] == 3
+    assert summary["review"] == 1  # not 3: two of the queued items are labelled already
+    assert summary["review_labelled"] == 2
+    model = index.one("select * from models where id = ?", [model_id])
+    asked = [item.document_id for item in review(index, task, get_task_type("kwclass"), model)
+             if item.queued]
+    assert asked == [docs[2]]  # what 'label kind --review' asks first: the same count
+    r = invoke("tag", "kind", "--all", "--min-score", "0.99")
+    assert "1 documents without a tag under --min-score are queued for review (2 more are " \
+           "labelled already): doctagger label kind --review" in r.output
+    save_label(index, task, "other", document_id=docs[2])
+    r = invoke("tag", "kind", "--all", "--min-score", "0.99")
+    assert "3 documents without a tag under --min-score are labelled already: nothing to " \
+           "review." in r.output
+    assert "queued for review" not in r.output
+
+
+def test_review_count_of_a_chunk_level_task_leaves_out_labelled_texts(corpus, index, invoke):
+    """A chunk counts as labelled when it or a chunk with the same text has a label."""
+    from doctagger.labels import save_label
+
+    weak, (w1,) = add_document(index, "/docs/weak.pdf", [["a cardio or neuro note"]])
+    copy, (w2,) = add_document(index, "/docs/copy.pdf", [["a cardio  or neuro note"]])
+    other, (w3,) = add_document(index, "/docs/other.pdf", [["a neuro or cardio note"]])
+    save_label(index, index.task("topic"), "cardio", chunk_id=w1)
+    r = invoke("tag", "topic", "--min-score", "0.7", "--json")
+    summary = json.loads(r.output)
+    assert index.scalar("select count(*) from predictions where review = 1") == 3
+    assert summary["review"] == 1  # not 3: two of the queued items are labelled already
+    assert summary["review_labelled"] == 2
+
+
+@pytest.mark.parametrize("multi", [False, True])
+def test_export_of_document_level_predictions_keeps_untagged_documents(fakes, index, invoke,
+                                                                      multi):
+    """QA: 'export kind --predictions' wrote the 6 tagged documents and left out the 26
+    under --min-score. Every predicted document is exported; one without a tag has the
+    value None ([] multi-label) and its best score."""
+    a, _ = add_document(index, "/docs/a.pdf", [[CARDIO, CARDIO + " cardio"]])
+    b, _ = add_document(index, "/docs/b.pdf", [["nothing here", "nor here"]])
+    add_document(index, "/docs/c.pdf", [])  # no chunk: nothing predicted, not exported
+    create_task(index, "kind", level="document", multi_label=multi)
+    add_model(index, "kind", 1)
+    r = invoke("tag", "kind", "--min-score", "0.6", "--json")
+    assert json.loads(r.output)["untagged_documents"] == 1
+    r = invoke("export", "kind", "--predictions")
+    assert r.exit_code == 0, r.output
+    first, second = [json.loads(line) for line in r.output.splitlines()]
+    assert first["path"] == "/docs/a.pdf" and second["path"] == "/docs/b.pdf"
+    assert first["label"] == (["cardio"] if multi else "cardio") and first["score"] >= 0.6
+    assert second["label"] == ([] if multi else None)
+    assert 0 < second["score"] < 0.6 and second["model_version"] == 1
+    if multi:
+        assert first["scores"] == {"cardio": first["score"]}
+        assert max(second["scores"].values()) == second["score"]
+    r = invoke("export", "kind", "--predictions", "--format", "csv")
+    rows = r.output.splitlines()
+    assert rows[0] == ("path,label,score,scores,model_version" if multi
+                       else "path,label,score,model_version")
+    assert rows[2].startswith("/docs/b.pdf,,")
+    # v2 replaces the document tags: v1's predictions still export, rolled up again
+    add_model(index, "kind", 2)
+    assert invoke("tag", "kind").exit_code == 0
+    r = invoke("export", "kind", "--predictions", "--model", "1")
+    again = [json.loads(line) for line in r.output.splitlines()]
+    assert again[0]["label"] == first["label"] and again[0]["score"] == pytest.approx(
+        first["score"], abs=1e-6)
+    assert again[1]["label"] == second["label"]
+
+
 def test_multi_label_chunk_level(fakes, index, invoke):
     a, _ = add_document(index, "/docs/a.pdf", [["cardio and neuro", "other other other"]])
     create_task(index, "multi", multi_label=True)
@@ -363,7 +450,7 @@ def test_write_pdf_copies_keep_the_originals(fakes, index, invoke, tmp_path):
     r = invoke("tag", "people", "--write-pdf", out)
     assert r.exit_code == 0, r.output
     assert "Wrote 2 tagged PDF copies" in r.output
-    assert "skipped import:abc: imported text has no PDF file" in r.output
+    assert "  1 imported text has no PDF file: skipped" in r.output
     after = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in src.rglob("*.pdf")}
     assert after == before  # originals untouched
     copies = sorted(p.name for p in out.iterdir())
@@ -400,6 +487,73 @@ def test_write_pdf_keywords_and_skips(corpus, index, invoke, tmp_path):
     assert "changed since it was ingested" in reasons[str(path.resolve())]
 
 
+def test_write_pdf_reports_imported_texts_in_one_line(fakes, index, invoke, tmp_path):
+    """QA: 249 imported texts gave ~130 lines 'skipped import:<sha256>: ...'."""
+    add_pdf(index, tmp_path / "src" / "a.pdf", [["Today Acme Corp hired Alice."]])
+    for n in range(7):
+        add_document(index, f"import:{n:064x}", [[f"Imported text {n} about Globex Corp."]],
+                     source="import", fmt="txt")
+    for n in range(7):
+        add_document(index, f"/gone/{n}.pdf", [[f"Gone file {n} of Initech Corp."]])
+    create_task(index, "people", "capsner", labels=("PER", "ORG"))
+    r = invoke("tag", "people", "--write-pdf", tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    assert "Wrote 1 tagged PDF copy into" in r.output
+    assert "  7 imported texts have no PDF file: skipped\n" in r.output
+    assert "import:0000" not in r.output
+    assert r.output.count("the file is gone; re-ingest its folder") == 6  # 5, then a count
+    assert "  ... and 2 more: the file is gone; re-ingest its folder" in r.output
+    r = invoke("tag", "people", "--write-pdf", tmp_path / "out", "--json")
+    assert len(json.loads(r.output)["pdf"]["skipped"]) == 14  # --json lists each
+
+
+def _line_boxes(path):
+    """[[x0, y0, x1, y1] of each line] of each page of a PDF made by make_pdf."""
+    import pymupdf
+
+    with pymupdf.open(path) as pdf:
+        return [[[round(v, 2) for v in line["bbox"]] for block in page.get_text("dict")["blocks"]
+                 for line in block.get("lines", [])] for page in pdf]
+
+
+def test_write_pdf_highlights_a_mention_in_its_own_chunk_only(fakes, index, invoke, tmp_path):
+    """QA: one predicted 'Alzheimer' got two highlights, one in another chunk. A mention is
+    highlighted among the search hits inside its chunk's box, the one at its place there."""
+    import pymupdf
+
+    path = make_pdf(tmp_path / "src" / "a.pdf", [
+        ["Today Acme Corp hired Alice.",      # ORG and PER
+         "Acme Corp met Acme Corp again."],   # only the second Acme Corp is predicted
+        ["Acme Corp won.",                    # not predicted (the first word)
+         "Then Acme Corp lost."]])            # predicted; both chunks share one box
+    doc, chunks = add_document(index, path.resolve(), [
+        ["Today Acme Corp hired Alice.", "Acme Corp met Acme Corp again."],
+        ["Acme Corp won.", "Then Acme Corp lost."]],
+        sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+    (l1, l2), (l3, l4) = _line_boxes(path)
+    shared = [min(l3[0], l4[0]), l3[1], max(l3[2], l4[2]), l4[3]]  # a paragraph cut in two
+    with index.write() as db:
+        for chunk, box in zip(chunks, [l1, l2, shared, shared]):
+            db.execute("update chunks set bbox = ? where id = ?", [json.dumps(box), chunk])
+    create_task(index, "people", "capsner", labels=("PER", "ORG"))
+    r = invoke("tag", "people", "--write-pdf", tmp_path / "out", "--json")
+    assert r.exit_code == 0, r.output
+    written = json.loads(r.output)["pdf"]["written"][0]
+    assert written["highlights"] == 4  # not 5: Acme Corp once per mention, in its chunk
+    assert written["entities_highlighted"] == 2
+    assert written["subject"] == ("doctagger people (model v1): no class tags; 2 entities "
+                                  "highlighted (4 highlights)")
+    with pymupdf.open(tmp_path / "out" / "a.pdf") as copy:
+        found = sorted((page.number + 1, round(annot.rect.y0), round(annot.rect.x0),
+                        annot.info["content"].split()[0])
+                       for page in copy for annot in page.annots())
+    line = {1: round(l1[1]), 2: round(l2[1])}
+    assert [(p, y, label) for p, y, _, label in found] == [
+        (1, pytest.approx(line[1], abs=2), "ORG"), (1, pytest.approx(line[1], abs=2), "PER"),
+        (1, pytest.approx(line[2], abs=2), "ORG"), (2, pytest.approx(round(l4[1]), abs=2), "ORG")]
+    assert found[2][2] > round(l2[0]) + 30  # the second Acme Corp of line 2, not the first
+
+
 def test_tag_help_has_examples(invoke):
     r = invoke("tag", "--help")
     assert r.exit_code == 0
@@ -424,11 +578,16 @@ def test_models_use_rollback_rebuilds_tags_on_next_tag(invoke, index, corpus):
     v2 = add_model(index, "topic", 2)
     assert invoke("tag", "topic").exit_code == 0
     assert {r["model_id"] for r in index.query("select model_id from document_tags")} == {v2}
-    assert invoke("models", "use", "topic", "1").exit_code == 0
+    r = invoke("models", "use", "topic", "1")
+    assert r.exit_code == 0, r.output
+    assert r.output == ("topic: v1 is now active (was v2).\nDocument tags are v2's until you "
+                        "run 'doctagger tag topic' (it rebuilds them from v1).\n")
     result = invoke("tag", "topic")
     assert result.exit_code == 0, result.output
     assert "rebuilt the tags of 2 documents" in result.output
     assert {r["model_id"] for r in index.query("select model_id from document_tags")} == {v1}
+    r = invoke("models", "use", "topic", "1")  # the tags are v1's now: nothing to say
+    assert r.output == "topic: v1 is now active.\n"
 
 
 # -- what tag checks before it writes -----------------------------------------------------

@@ -116,8 +116,8 @@ def export_cmd(task, fmt, output, predictions, model, separator):
       doctagger export entities --format conll -o entities.conll
       doctagger export topic --predictions --model 2 -o predictions.jsonl
     """
-    from doctagger.exporter import export_labels, format_for, suffix_format, \
-        unknown_suffix_message
+    from doctagger.exporter import export_labels, format_for, missing_predictions, \
+        suffix_format, unknown_suffix_message
 
     if model is not None and not predictions:
         raise click.UsageError("--model picks whose predictions to export; add --predictions")
@@ -131,13 +131,16 @@ def export_cmd(task, fmt, output, predictions, model, separator):
                           predictions=predictions, model=model)
     data = buffer.getvalue()
     what = "prediction" if predictions else "label"
+    why = missing_predictions(index, task, model) if predictions and count == 0 else None
     if output is None:
         click.echo(data, nl=False)
         if count == 0:
-            click.echo(f"No {what}s to export for '{task}'.", err=True)
+            click.echo(f"No {what}s to export for '{task}'" + (f": {why}." if why else "."),
+                       err=True)
         return
     _write_atomically(output, data)
-    click.echo(f"Wrote {_plural(count, what)} of '{task}' to {output} ({fmt}).", err=True)
+    click.echo(f"Wrote {_plural(count, what)} of '{task}' to {output} ({fmt})"
+               + (f"; {why}." if why else "."), err=True)
 
 
 def _write_atomically(path: Path, data: str) -> None:

@@ -129,6 +129,7 @@ def use(task, version, json_):
     """
     from doctagger import registry
     from doctagger.errors import NotFoundError
+    from doctagger.tagging import document_tag_versions
 
     index = get_index()
     try:
@@ -141,6 +142,12 @@ def use(task, version, json_):
         return
     was = f" (was v{before})" if before and before != record["version"] else ""
     click.echo(f"{record['task']}: v{record['version']} is now active{was}.")
+    others = [v for v in document_tag_versions(index, index.task(task))
+              if v != record["version"]]
+    if others:
+        whose = " and ".join(f"v{v}'s" for v in others)
+        click.echo(f"Document tags are {whose} until you run 'doctagger tag {record['task']}' "
+                   f"(it rebuilds them from v{record['version']}).")
 
 
 COMMANDS = [models]

@@ -99,15 +99,44 @@ def _report(s: dict, write_pdf) -> None:
         click.echo(f"Tagged {s['chunks']} chunks of {s['documents']} documents with "
                    f"{s['task']} v{s['model_version']} in {s['seconds']} s{repeated}: "
                    f"{s['document_tags']} document tags.")
+    what = "documents without a tag" if s["level"] == "document" else "predictions"
+    labelled = s.get("review_labelled") or 0
     if s["review"]:
-        what = "documents without a tag" if s["level"] == "document" else "predictions"
-        click.echo(f"{s['review']} {what} under --min-score are queued for review: "
-                   f"doctagger label {s['task']} --review")
+        more = f" ({labelled} more are labelled already)" if labelled else ""
+        click.echo(f"{s['review']} {what} under --min-score are queued for review"
+                   f"{more}: doctagger label {s['task']} --review")
+    elif labelled:
+        click.echo(f"{labelled} {what} under --min-score are labelled already: nothing to "
+                   "review.")
     if write_pdf:
         pdf = s["pdf"]
-        click.echo(f"Wrote {len(pdf['written'])} tagged PDF copies into {write_pdf}.")
-        for skipped in pdf["skipped"]:
-            click.echo(f"  skipped {skipped['path']}: {skipped['reason']}", err=True)
+        copies = "copy" if len(pdf["written"]) == 1 else "copies"
+        click.echo(f"Wrote {len(pdf['written'])} tagged PDF {copies} into {write_pdf}.")
+        for line in skipped_lines(pdf["skipped"]):
+            click.echo(line, err=True)
+
+
+SKIPPED_SHOWN = 5  # documents listed per reason a copy was skipped
+
+
+def skipped_lines(skipped: list[dict]) -> list[str]:
+    """What --write-pdf skipped, a line per document, grouped by reason: texts imported
+    without a file in one line, at most SKIPPED_SHOWN documents per other reason."""
+    from doctagger.pdf_writeback import NO_FILE
+
+    by_reason: dict[str, list[str]] = {}
+    for item in skipped:
+        by_reason.setdefault(item["reason"], []).append(item["path"])
+    lines = []
+    for reason, paths in by_reason.items():
+        if reason == NO_FILE:
+            lines.append(f"  {len(paths)} imported text{'s have' if len(paths) != 1 else ' has'}"
+                         " no PDF file: skipped")
+            continue
+        lines.extend(f"  skipped {path}: {reason}" for path in paths[:SKIPPED_SHOWN])
+        if len(paths) > SKIPPED_SHOWN:
+            lines.append(f"  ... and {len(paths) - SKIPPED_SHOWN} more: {reason}")
+    return lines
 
 
 COMMANDS = [tag]
