@@ -8,6 +8,7 @@ the task type and its plugin. ``tag`` checks every prediction; the conformance k
 from __future__ import annotations
 
 import contextlib
+import json
 from typing import Any
 
 from doctagger.errors import InvalidLabelError, PluginError
@@ -162,3 +163,10 @@ def prediction_problem(task_type, task: Task, prediction: Any,
                 return (f"returned the span {_short(span, 60)}, which ends past the end of "
                         f"its text ({len(text)} characters)")
     return value_problem(task_type, task, value)
+
+
+def stored_prediction(row: dict) -> Prediction:
+    """A Prediction from a ``predictions`` row (value, score, scores)."""
+    scores = row.get("scores")
+    return Prediction(json.loads(row["value"]), row["score"],
+                      json.loads(scores) if scores else None)

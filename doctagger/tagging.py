@@ -21,30 +21,30 @@ for ``doctagger label TASK --review``) and does not count towards document tags;
 document tag scored below it is not written. For document-level tasks every chunk counts
 towards the aggregate, and a document left without any tag has its predictions queued.
 
-:func:`rollup_classes` and :func:`rollup_spans` are the default roll-ups, used when a task
-type does not implement ``rollup``; plugins may call them from their own.
+The roll-up into document tags is :mod:`doctagger.rollup` (its default roll-ups,
+:func:`rollup_classes` and :func:`rollup_spans`, are importable from here too, as plugins
+have done); checking and calling predictors is :mod:`doctagger.predictions`.
 """
 from __future__ import annotations
 
 import json
 import os
 import time
-from collections import defaultdict
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from doctagger.errors import NotFoundError, PluginError
 from doctagger.predictions import (is_score, label_value, predict, prediction_problem,  # noqa: F401
-                                   predictor_of, value_problem)
-from doctagger.tasktypes import ChunkPrediction, DocumentTag, Prediction, Task
+                                   predictor_of, stored_prediction, value_problem)
+from doctagger.rollup import (DOCUMENTS_PER_WRITE, TOP_CHUNKS, TOP_OCCURRENCES,  # noqa: F401
+                              document_predictions, rollup, rollup_classes, rollup_documents,
+                              rollup_spans)
+from doctagger.tasktypes import Prediction, Task
 
 if TYPE_CHECKING:  # the index module pulls in sqlite-utils: keep `--help` fast
     from doctagger.index import Index
 
 PAGE_SIZE = 2048  # chunks read per page
 RUNS_DIR = ".tagging"  # in the index folder: a marker file per tag run in progress
-DOCUMENTS_PER_WRITE = 32  # documents whose tags are replaced in one transaction
-TOP_CHUNKS = 3  # supporting chunks kept per class tag
-TOP_OCCURRENCES = 10  # supporting chunks kept per entity tag
 
 
 # -- model versions -----------------------------------------------------------------------
@@ -175,13 +175,6 @@ def _json_scores(scores: dict | None) -> str | None:
         return None
     return json.dumps({str(k): round(float(v), 6) for k, v in scores.items()},
                       ensure_ascii=False)
-
-
-def stored_prediction(row: dict) -> Prediction:
-    """A Prediction from a ``predictions`` row (value, score, scores)."""
-    scores = row.get("scores")
-    return Prediction(json.loads(row["value"]), row["score"],
-                      json.loads(scores) if scores else None)
 
 
 def write_predictions(index: Index, task: Task, model_id: int, rows: list[dict],
@@ -352,191 +345,6 @@ def document_tag_versions(index: Index, task: Task) -> list[int]:
     return [r["version"] for r in index.query(
         "select distinct m.version from document_tags g join models m on m.id = g.model_id "
         "where g.task_id = ? order by m.version", [task.id])]
-
-
-# -- roll-up ------------------------------------------------------------------------------
-def document_predictions(index: Index, model_id: int, document_id: int, *,
-                         reviewed_out: bool = True) -> list[ChunkPrediction]:
-    """One document's chunk predictions from a model, in document order."""
-    review = " and p.review = 0" if reviewed_out else ""
-    rows = index.query(
-        "select c.id, c.page, c.text, p.value, p.score, p.scores from predictions p "
-        "join chunks c on c.id = p.chunk_id "
-        f"where p.model_id = ? and c.document_id = ?{review} order by c.seq",
-        [model_id, document_id])
-    return [ChunkPrediction(chunk_id=r["id"], page=r["page"], text=r["text"],
-                            prediction=stored_prediction(r)) for r in rows]
-
-
-def rollup(task: Task, task_type, items: list[ChunkPrediction]) -> list[DocumentTag]:
-    """The task type's roll-up, or the default one when it has none."""
-    fn = getattr(task_type, "rollup", None)
-    if fn is not None:
-        try:
-            return list(fn(task, items))
-        except NotImplementedError:
-            pass
-    if getattr(task_type, "value_kind", "class") == "spans":
-        return rollup_spans(task, items)
-    return rollup_classes(task, items)
-
-
-def rollup_documents(index: Index, task: Task, task_type, model_id: int,
-                     document_ids: Iterable[int], *, min_score: float | None = None) -> dict:
-    """Replace the task's document tags of these documents with the roll-up of the model's
-    chunk predictions. Returns {"tags": written, "untagged": documents left without one}."""
-    from doctagger.index import now
-
-    document_ids = list(document_ids)
-    chunk_level = task.level != "document"
-    out = {"tags": 0, "untagged": 0}
-    for i in range(0, len(document_ids), DOCUMENTS_PER_WRITE):
-        group = document_ids[i:i + DOCUMENTS_PER_WRITE]
-        computed = []
-        for document_id in group:
-            items = document_predictions(index, model_id, document_id, reviewed_out=chunk_level)
-            tags = rollup(task, task_type, items) if items else []
-            if min_score is not None:
-                tags = [t for t in tags if float(t.score) >= min_score]
-            pages = {c.chunk_id: c.page for c in items}
-            computed.append((document_id, tags, pages, bool(items)))
-        stamp = now()
-        with index.write("writing document tags") as db:
-            for document_id, tags, pages, had_items in computed:
-                db.execute("delete from document_tags where task_id = ? and document_id = ?",
-                           [task.id, document_id])
-                for tag in tags:
-                    db["document_tags"].insert(_tag_row(task, model_id, document_id, tag,
-                                                        pages, stamp))
-                if not chunk_level and min_score is not None:
-                    # a document-level item is the document: queue it when it got no tag
-                    db.execute("update predictions set review = ? where model_id = ? and "
-                               "chunk_id in (select id from chunks where document_id = ?)",
-                               [int(not tags), model_id, document_id])
-                out["tags"] += len(tags)
-                out["untagged"] += int(had_items and not tags)
-    return out
-
-
-def _tag_row(task: Task, model_id: int, document_id: int, tag: DocumentTag,
-             pages: dict[int, int | None], stamp: str) -> dict:
-    chunk_ids = [int(c) for c in tag.chunk_ids]
-    tag_pages: list[int] = []
-    for c in chunk_ids:
-        page = pages.get(c)
-        if page is not None and page not in tag_pages:
-            tag_pages.append(page)
-    extra_page = (tag.extra or {}).get("page")
-    if extra_page is not None and extra_page not in tag_pages:
-        tag_pages.insert(0, extra_page)
-    return {"task_id": task.id, "model_id": model_id, "document_id": document_id,
-            "label": str(tag.label), "score": round(float(tag.score), 6),
-            "chunks": json.dumps(chunk_ids), "pages": json.dumps(tag_pages),
-            "extra": json.dumps(tag.extra or {}, ensure_ascii=False), "created_at": stamp}
-
-
-def _label_probabilities(task: Task, prediction: Prediction) -> dict[str, float]:
-    """Per-label probabilities of one prediction: its ``scores`` when it has them, else
-    its score on the label(s) it predicted."""
-    if prediction.scores:
-        return {str(k): float(v) for k, v in prediction.scores.items()}
-    value = prediction.value
-    labels = value if isinstance(value, list) else [value]
-    return {str(label): float(prediction.score) for label in labels if label is not None}
-
-
-def rollup_classes(task: Task, items: list[ChunkPrediction],
-                   top: int = TOP_CHUNKS) -> list[DocumentTag]:
-    """Default roll-up for classification.
-
-    - chunk-level task: a document carries a label when one of its chunks does; the tag's
-      score is the best such chunk's score, its support the best ``top`` of those chunks;
-    - document-level task: the chunk probabilities are aggregated: single-label, the mean
-      probability of each label over the chunks, and the best label is the tag;
-      multi-label, a label is a tag when the mean of its ``top`` best chunk probabilities
-      reaches 0.5. Support: the chunks with the highest probability of the label.
-    """
-    if not items:
-        return []
-    tags: list[DocumentTag] = []
-    if task.level != "document":
-        support: dict[str, list[tuple[float, int]]] = defaultdict(list)
-        for item in items:
-            value = item.prediction.value
-            labels = value if isinstance(value, list) else [value]
-            probs = _label_probabilities(task, item.prediction)
-            for label in labels:
-                if label is None:
-                    continue
-                score = probs.get(str(label), float(item.prediction.score))
-                support[str(label)].append((score, item.chunk_id))
-        for label, found in support.items():
-            found.sort(key=lambda s: (-s[0], s[1]))
-            tags.append(DocumentTag(label=label, score=found[0][0],
-                                    chunk_ids=[c for _, c in found[:top]],
-                                    extra={"chunks_with_label": len(found)}))
-        tags.sort(key=lambda t: (-t.score, t.label))
-        return tags
-    per_label: dict[str, list[tuple[float, int]]] = defaultdict(list)
-    for item in items:
-        for label, p in _label_probabilities(task, item.prediction).items():
-            per_label[label].append((p, item.chunk_id))
-    n = len(items)
-    for label, found in per_label.items():
-        found.sort(key=lambda s: (-s[0], s[1]))
-        if task.multi_label:
-            best = found[:top]
-            score = sum(p for p, _ in best) / len(best)
-        else:
-            score = sum(p for p, _ in found) / n  # chunks without the label count as 0
-        tags.append(DocumentTag(label=label, score=score, chunk_ids=[c for _, c in found[:top]],
-                                extra={"aggregate": "mean-top" if task.multi_label else "mean",
-                                       "chunks": n}))
-    tags.sort(key=lambda t: (-t.score, t.label))
-    if task.multi_label:
-        return [t for t in tags if t.score >= 0.5]
-    return tags[:1]
-
-
-def _norm_entity(text: str) -> str:
-    return " ".join(text.split()).casefold()
-
-
-def rollup_spans(task: Task, items: list[ChunkPrediction],
-                 top: int = TOP_OCCURRENCES) -> list[DocumentTag]:
-    """Default roll-up for NER: one tag per distinct entity (label and text, case and
-    white space folded) in the document; its score is the best occurrence's, its support
-    the chunks it occurs in, and ``extra`` holds the text, page and chunk offsets of the
-    first occurrence and the number of occurrences."""
-    entities: dict[tuple[str, str], dict] = {}
-    for item in items:
-        value = item.prediction.value or []
-        for span in value:
-            if not isinstance(span, dict):
-                continue
-            start, end = int(span["start"]), int(span["end"])
-            surface = " ".join(item.text[start:end].split())
-            if not surface:
-                continue
-            score = float(span.get("score", item.prediction.score))
-            key = (str(span["label"]), _norm_entity(surface))
-            entry = entities.get(key)
-            if entry is None:
-                entry = entities[key] = {
-                    "label": key[0], "score": score, "chunks": [], "count": 0,
-                    "extra": {"text": surface, "page": item.page, "chunk_id": item.chunk_id,
-                              "start": start, "end": end}}
-            entry["score"] = max(entry["score"], score)
-            entry["count"] += 1
-            if item.chunk_id not in entry["chunks"]:
-                entry["chunks"].append(item.chunk_id)
-    tags = []
-    for entry in entities.values():
-        extra = dict(entry["extra"], count=entry["count"])
-        tags.append(DocumentTag(label=entry["label"], score=entry["score"],
-                                chunk_ids=entry["chunks"][:top], extra=extra))
-    tags.sort(key=lambda t: (t.label, -t.score, t.extra["text"].casefold()))
-    return tags
 
 
 __all__ = ["tag_task", "resolve_model", "require_model", "load_predictor", "predict",
