@@ -3,17 +3,21 @@ pitfalls, caught for the user.
 
 Warnings (training goes on, the user is told what to do):
 - a label with fewer than :data:`MIN_EXAMPLES` (10) examples: too few to learn or to measure;
+- a label with no example at all (only with ``--allow-few-examples``): never predicted;
 - imbalance over :data:`MAX_IMBALANCE` (10:1) between the most and least frequent labels;
 - duplicate texts (the split keeps them on one side, but they weigh double);
 - the same text labelled differently (the model learns noise; fix the labels).
 
 Refusals (:class:`~doctagger.errors.TrainingError`, with what to do):
 - no labelled example at all;
-- a label of the task with no example;
-- a label with fewer than :data:`MIN_TO_TRAIN` (2) examples: nothing to learn it from *and*
-  test it on. This one alone can be overridden (``require_trainable(report,
-  allow_few=True)``, ``train --allow-few-examples``) for a smoke test;
-- fewer than two classes with examples, for single-label classification.
+- fewer than two classes with examples, for single-label classification (no labelled entity,
+  for NER);
+- a label of the task with fewer than :data:`MIN_TO_TRAIN` (2) examples, none included
+  (a label added with ``tasks add-labels`` and not labelled yet): nothing to learn it from
+  *and* test it on. This one alone can be overridden (``require_trainable(report,
+  allow_few=True)``, ``train --allow-few-examples``) for a smoke test; a label with no
+  example is then never predicted (the head gives it a bias of -1e4, fine-tuning never
+  sees it as a target), and a warning names it.
 
 After training, :func:`check_learning` reads the held-out metrics: a classifier that
 recognises at most one label (it predicts the majority class), or an NER model that finds
@@ -57,10 +61,14 @@ class DataReport:
 
 
 def kind_of(task: Task, examples: Sequence[Example]) -> str:
-    """"class", "classes" (multi-label) or "spans", from the task and its values."""
+    """"class", "classes" (multi-label) or "spans", from the task and its values (a list,
+    even an empty one, is spans unless the task is multi-label: single-label values are
+    strings)."""
     for ex in examples:
         value = ex.value
         if isinstance(value, list) and value and isinstance(value[0], dict):
+            return "spans"
+        if isinstance(value, list) and not task.multi_label:
             return "spans"
         if isinstance(value, str):
             return "classes" if task.multi_label else "class"
@@ -90,15 +98,8 @@ def check_data(task: Task, examples: Sequence[Example]) -> DataReport:
             f"{name}' or 'doctagger import {name} FILE'")
         return report
     missing = [label for label in task.labels if not counts.get(label)]
-    if missing:
-        which = ", ".join(f"'{label}'" for label in missing)
-        report.problems.append(
-            f"label{'s' if len(missing) > 1 else ''} {which} of task '{name}' "
-            f"{'have' if len(missing) > 1 else 'has'} no example: label at least "
-            f"{MIN_EXAMPLES} with 'doctagger label {name}' (or import them), or recreate the "
-            "task without it")
     present = [label for label, n in label_counts.items() if n]
-    if kind == "class" and len(present) < 2 and not missing:
+    if kind == "class" and len(present) < 2:
         report.problems.append(
             f"task '{name}' has examples of only one class ({', '.join(present) or 'none'}): "
             "a classifier needs at least two; label examples of the other classes")
@@ -106,7 +107,8 @@ def check_data(task: Task, examples: Sequence[Example]) -> DataReport:
         report.problems.append(
             f"task '{name}' has no labelled entity yet: mark some spans with 'doctagger "
             f"label {name}' or import a CoNLL/JSONL file")
-    scarce = [(label, n) for label, n in label_counts.items() if 0 < n < MIN_TO_TRAIN]
+    scarce = [(label, n) for label, n in label_counts.items()
+              if n < MIN_TO_TRAIN and (n or label in task.labels)]
     if scarce:
         listed = ", ".join(f"'{label}' ({n})" for label, n in scarce)
         needs = {label: MIN_TO_TRAIN - n for label, n in scarce}
@@ -122,8 +124,14 @@ def check_data(task: Task, examples: Sequence[Example]) -> DataReport:
             f"{MIN_TO_TRAIN}, one to learn from and one to test the model on. Label {each} "
             f"with 'doctagger label {name}' or 'doctagger import {name} FILE' (the guide "
             "advises 100+ per label), or pass --allow-few-examples for a smoke test whose "
-            "quality cannot be measured")
+            "quality cannot be measured" + (" (a label with no example is never predicted)"
+                                             if missing else ""))
         report.problems.append(report.too_few)
+    if missing:  # shown only when --allow-few-examples lets training go on
+        which = ", ".join(f"'{label}'" for label in missing)
+        report.warnings.append(
+            f"no {unit} for {which}: the model can never predict a label it has not seen; "
+            f"label at least {MIN_TO_TRAIN} with 'doctagger label {name}' and train again")
     few = [(label, n) for label, n in label_counts.items() if 0 < n < MIN_EXAMPLES]
     if few:
         listed = ", ".join(f"'{label}' ({n})" for label, n in few)

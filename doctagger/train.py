@@ -149,12 +149,24 @@ def resume_options(task: Task, options: TrainOptions, folder: Path,
               if k not in ("method", "epochs") and getattr(resumed, k) is not None]
     if "epochs" in explicit and saved.get("epochs") != resumed.epochs:
         parts.append(f"--epochs {_shown(resumed.epochs)} (was {_shown(saved.get('epochs'))})")
+    if run.get("allow_few"):
+        parts.append("--allow-few-examples")
     return resumed, (f"Resuming {task.name}: {', '.join(parts)} (from {checkpoint.name} of "
                      "the interrupted run; options not given again are the run's).")
 
 
+def resumed_allow_few(folder: Path) -> bool:
+    """Whether the interrupted run whose checkpoints are in ``folder`` was started with
+    ``--allow-few-examples`` (``--resume`` keeps it, as it keeps the run's options)."""
+    try:
+        return bool(json.loads((folder / RUN_FILE).read_text(encoding="utf-8"))
+                    .get("allow_few"))
+    except (OSError, ValueError):
+        return False
+
+
 def _prepare_checkpoints(folder: Path, options: TrainOptions, fingerprint: str,
-                         resuming: str | None, say) -> None:
+                         resuming: str | None, say, allow_few: bool = False) -> None:
     """A fresh run clears old checkpoints and saves its options; --resume checks they
     belong to the same data."""
     marker = folder / RUN_FILE
@@ -165,16 +177,16 @@ def _prepare_checkpoints(folder: Path, options: TrainOptions, fingerprint: str,
                 raise TrainingError("the labels changed since the interrupted run, so its "
                                     "checkpoints do not fit them: train without --resume")
             now = {key: getattr(options, key) for key in RUN_OPTIONS}
-            if before.get("options") != now:  # a higher --epochs, or an older run.json
-                before["options"] = now
-                _write_json(marker, before)
+            if before.get("options") != now or bool(before.get("allow_few")) != allow_few:
+                before.update(options=now, allow_few=bool(allow_few))  # a higher --epochs,
+                _write_json(marker, before)  # --allow-few-examples now, an older run.json
             say(resuming)
             return
         say("Nothing to resume (no checkpoint of an interrupted run): training from the start.")
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True, exist_ok=True)
     run = {"data_fingerprint": fingerprint, "method": options.method,
-           "base_model": options.base_model,
+           "base_model": options.base_model, "allow_few": bool(allow_few),
            "options": {key: getattr(options, key) for key in RUN_OPTIONS}}
     _write_json(marker, run)
 
@@ -223,6 +235,15 @@ def activation(previous: dict | None, metrics: dict, measured: bool,
     return "replaced"
 
 
+def lower_than_previous(previous: dict | None, metrics: dict, measured: bool) -> bool:
+    """Whether the new version's headline is lower than that of ``previous`` (the version
+    it replaces) by the same metric: ``train`` then says so, with the command to go back."""
+    before = _score((previous or {}).get("metrics"))
+    now = _score(metrics) if measured else None
+    return bool(before and now and now["metric"] == before["metric"]
+                and now["value"] < before["value"])
+
+
 def _active(index: Index, task: Task) -> dict | None:
     from doctagger.errors import NotFoundError
 
@@ -250,8 +271,9 @@ def train_task(index: Index, task_name: str, options: TrainOptions | None = None
     ``options.progress`` receives one-line messages for the user (warnings, per-epoch
     metrics). ``explicit``: the options the user gave (``--resume`` takes the others from
     the interrupted run; None: those that differ from the defaults). ``allow_few``: train
-    even with labels below ``datacheck.MIN_TO_TRAIN`` examples. Raises TrainingError when
-    the data cannot be trained on, InvalidInputError for options that cannot work."""
+    even with labels below ``datacheck.MIN_TO_TRAIN`` examples, none included (``--resume``
+    keeps the interrupted run's). Raises TrainingError when the data cannot be trained on,
+    InvalidInputError for options that cannot work."""
     from doctagger.plugins import get_task_type
 
     options = options or TrainOptions()
@@ -265,6 +287,7 @@ def train_task(index: Index, task_name: str, options: TrainOptions | None = None
                             f"{task.name}' directly")
     checkpoints = checkpoints_dir(index, task)
     options, resuming = resume_options(task, options, checkpoints, explicit)
+    allow_few = allow_few or bool(resuming and resumed_allow_few(checkpoints))
     check_options(options, task, task_type)
     started = time.monotonic()
     examples = task_examples(index, task)
@@ -274,7 +297,7 @@ def train_task(index: Index, task_name: str, options: TrainOptions | None = None
         say(f"Warning: {warning}")
     fingerprint = data_fingerprint(examples)
     if main:
-        _prepare_checkpoints(checkpoints, options, fingerprint, resuming, say)
+        _prepare_checkpoints(checkpoints, options, fingerprint, resuming, say, allow_few)
 
     train, evaluation = split_examples(examples, options.eval_fraction, options.seed)
     warnings = list(report.warnings)
@@ -343,11 +366,16 @@ def train_task(index: Index, task_name: str, options: TrainOptions | None = None
                 split=_split_record(task, train, evaluation, options),
                 activate=reason in ACTIVATING)
             shutil.rmtree(checkpoints, ignore_errors=True)
+            lower = reason == "replaced" and lower_than_previous(
+                previous, result.metrics or {}, bool(evaluation))
             outcome = {"record": record, "warnings": warnings, "activation": {
                 "reason": reason, "learned_nothing": learned_nothing,
                 "unmeasured": unmeasured,
                 "previous": {"version": previous["version"],
-                             "headline": _score(previous.get("metrics"))} if previous else None}}
+                             "headline": _score(previous.get("metrics"))} if previous else None,
+                "lower_than_previous": lower,
+                "go_back": (f"doctagger models use {task.name} {previous['version']}"
+                            if lower else None)}}
         outcome = broadcast_object(outcome)
     except KeyboardInterrupt:
         if main:
@@ -370,8 +398,10 @@ def summary(record: dict, train: list, evaluation: list, warnings: list[str],
             activation: dict | None = None) -> dict:
     """The stable result of ``train`` (also its --json output). ``activation``: ``reason``
     (see :func:`activation`), ``learned_nothing``, ``unmeasured`` (why there is no held-out
-    score, or None) and ``previous`` (the version active before, ``{version, headline}``,
-    or None)."""
+    score, or None), ``previous`` (the version active before, ``{version, headline}``,
+    or None), ``lower_than_previous`` (it replaced a version whose headline was higher, by
+    the same metric, on that version's own held-out set) and ``go_back`` (then the command
+    that makes the previous version active again, else None)."""
     best = registry.headline(record["metrics"])
     info = record.get("info") or {}
     return {

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import math
 import os
 import random
@@ -228,7 +229,7 @@ def max_length_for(tokenizer, texts: Sequence[str], cap: int | None = None, *,
 def training_arguments(output_dir, hp: dict, *, device: str, has_eval: bool,
                        metric: str = "macro_f1", seed: int | None = None,
                        report_to: Sequence[str] | None = None, group_by_length: bool = False,
-                       **overrides):
+                       resume_from: str | bool | None = None, **overrides):
     """``transformers.TrainingArguments`` for a doctagger run, with transformers 5 names.
 
     - evaluation and checkpoints every epoch; with an eval set the best checkpoint by
@@ -242,7 +243,11 @@ def training_arguments(output_dir, hp: dict, *, device: str, has_eval: bool,
       a plain ``Trainer`` then prints its logs to stdout through
       ``transformers.trainer_callback.PrinterCallback``: remove it
       (``trainer.remove_callback(PrinterCallback)``; ``WeightedLossTrainer`` does);
-    - ``group_by_length``: batches of similar length (less padding) for larger data sets.
+    - ``group_by_length``: batches of similar length (less padding) for larger data sets;
+    - logging every 5% of the steps, or, resuming, every as many steps as the checkpoint
+      logged (``resume_from``: the checkpoint; None: the last one in ``output_dir``, which
+      is what ``--resume`` continues; False: none). The Trainer stores 5% as a step count
+      and, given 0.05 again, prints "logging_steps: 0.05 (from args) != 1" on resuming.
     ``overrides`` are passed through last (any TrainingArguments field).
     """
     from transformers import TrainingArguments
@@ -266,7 +271,7 @@ def training_arguments(output_dir, hp: dict, *, device: str, has_eval: bool,
         metric_for_best_model=metric if has_eval else None,
         greater_is_better=True if has_eval else None,
         logging_strategy="steps",
-        logging_steps=0.05,
+        logging_steps=_logging_steps(output_dir, resume_from),
         report_to=list(report_to) if report_to else "none",
         seed=int(hp.get("seed", 42) if seed is None else seed),
         data_seed=int(hp.get("seed", 42) if seed is None else seed),
@@ -282,6 +287,24 @@ def training_arguments(output_dir, hp: dict, *, device: str, has_eval: bool,
         kwargs["ddp_backend"] = "gloo"
     kwargs.update(overrides)
     return TrainingArguments(**kwargs)
+
+
+def _logging_steps(output_dir, resume_from: str | bool | None) -> float | int:
+    """0.05 (a fraction of the steps), or the step count a resumed checkpoint logged at."""
+    checkpoint = resume_from if isinstance(resume_from, (str, Path)) else None
+    if resume_from is None and Path(output_dir).is_dir():
+        from transformers.trainer_utils import get_last_checkpoint
+
+        checkpoint = get_last_checkpoint(str(output_dir))
+    if checkpoint:
+        try:
+            state = json.loads((Path(checkpoint) / "trainer_state.json").read_text("utf-8"))
+            steps = state.get("logging_steps")
+            if isinstance(steps, (int, float)) and steps > 0:
+                return steps
+        except (OSError, ValueError):
+            pass
+    return 0.05
 
 
 def scalar_metrics(scores: dict) -> dict:

@@ -279,6 +279,91 @@ def test_multi_label_finetune_config_carries_thresholds(task_type, bert, tmp_pat
         assert mine.scores[r["label"]] == pytest.approx(r["score"], abs=1e-4)
 
 
+@pytest.mark.parametrize("method", ["head", "finetune"])
+def test_multi_label_thresholds_never_see_the_held_out_labels(task_type, bert, tmp_path,
+                                                              method):
+    """QA: thresholds tuned on the held-out split made its scores optimistic (macro recall
+    1.000, subset accuracy 0.278). The same training data with other held-out labels must
+    give the same thresholds, and the scores reported are those of the saved thresholds."""
+    import dataclasses
+
+    task = _task(multi=True)
+    examples = _examples(multi=True)
+    train = [e for i, e in enumerate(examples) if i % 4 != 3]
+    evaluation = [e for i, e in enumerate(examples) if i % 4 == 3]
+    other = [dataclasses.replace(e, value=[lab for lab in LABELS if lab not in e.value])
+             for e in evaluation]
+    saved, results = [], []
+    for k, held in enumerate((evaluation, other)):
+        out = tmp_path / f"m{k}"
+        results.append(task_type.train(task, train, held,
+                                       _options(bert, method=method, epochs=1), out))
+        saved.append(json.loads((out / "thresholds.json").read_text()))
+    assert saved[0] == saved[1]
+    assert "the held-out split is not used" in saved[0]["rule"]
+    how = results[0].info["thresholds_tuned_on"]
+    assert how["on"] == ("out-of-fold" if method == "head" else "tuning-slice")
+    assert 0 < how["examples"] <= len(train)
+    if method == "head":
+        assert how["folds"] >= 2  # really cross-validated, not the default
+    else:  # the slice was not trained on
+        assert results[0].info["n_train_texts"] == len(train) - how["examples"]
+    predictor = task_type.load(task, tmp_path / "m0")
+    predictions = [p.value for p in predictor.predict([e.text for e in evaluation])]
+    from doctagger.training import classification_scores
+
+    again = classification_scores([e.value for e in evaluation], predictions, LABELS, True)
+    assert results[0].metrics["macro_f1"] == pytest.approx(again["macro_f1"])
+
+
+def test_head_out_of_fold_predictions_are_not_in_sample():
+    """Noise labels: a head fitted on every row separates them in sample; out-of-fold it
+    cannot (and grouped, a copy of a row in another fold does not leak its label)."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+
+    from doctagger_classification import head
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 80)).astype(np.float32)
+    y = (rng.random((60, 2)) < 0.4).astype(float)
+    in_sample = LogisticRegression(C=head.DEFAULT_C, max_iter=2000).fit(x, y[:, 0])
+    assert roc_auc_score(y[:, 0], in_sample.predict_proba(x)[:, 1]) > 0.95
+    probs, folds = head.out_of_fold(x, y, seed=1)
+    assert folds == 5 and probs.shape == (60, 2)
+    assert roc_auc_score(y[:, 0], probs[:, 0]) < 0.75
+    twice, labels = np.concatenate([x, x]), np.concatenate([y, y])
+    leaked, _ = head.out_of_fold(twice, labels, seed=1)
+    assert roc_auc_score(labels[:, 0], leaked[:, 0]) > 0.8  # copies across folds: memory
+    grouped, _ = head.out_of_fold(twice, labels, groups=list(range(60)) * 2, seed=1)
+    assert roc_auc_score(labels[:, 0], grouped[:, 0]) < 0.75
+    few = np.zeros((60, 1))
+    few[:2] = 1  # 2 positives: too few to cross-validate, the default threshold stays
+    probs, folds = head.out_of_fold(x, few)
+    assert folds == 0 and np.isnan(probs).all()
+    probs, folds = head.out_of_fold(x, y[:, :1], groups=[0] * 59 + [1])  # in 1 group only
+    assert folds == 0 and np.isnan(probs).all()
+
+
+@pytest.mark.parametrize("method,multi", [("head", False), ("head", True),
+                                          ("finetune", False), ("finetune", True)])
+def test_a_label_without_examples_trains_and_is_never_predicted(task_type, bert, tmp_path,
+                                                                method, multi):
+    """--allow-few-examples lets a label added without examples through: both methods
+    train, and the model never predicts it."""
+    task = _task(multi=multi, labels=LABELS + ["memo"])
+    result, out, evaluation = _train(task_type, task, _examples(multi=multi), tmp_path,
+                                     _options(bert, method=method, epochs=1))
+    assert result.info["labels"] == LABELS + ["memo"]
+    predictions = task_type.load(task, out).predict([e.text for e in evaluation]
+                                                    + ["memo memo memo", ""])
+    for p in predictions:
+        assert "memo" not in (p.value if multi else [p.value])
+    if multi:
+        assert json.loads((out / "thresholds.json").read_text())["thresholds"]["memo"] == 0.5
+
+
 def test_tune_thresholds_rule():
     from doctagger_classification.multilabel import tune_thresholds
 

@@ -202,11 +202,32 @@ def test_train_refuses_a_label_without_examples(fake, index, invoke, index_path)
     make_task(index, labels=("a", "b", "c"), docs=corpus())
     result = invoke("train", "topic")
     assert result.exit_code == 1
-    assert "label 'c' of task 'topic' has no example" in result.output
-    assert "doctagger label topic" in result.output
+    assert result.output.startswith(
+        "Error: too few examples to train on: 'c' (0); each label needs at least 2, one to "
+        "learn from and one to test the model on. Label at least 2 more 'c' with 'doctagger "
+        "label topic'")
+    assert "--allow-few-examples" in result.output and "at least 10" not in result.output
     assert not fake.calls
     assert index.scalar("select count(*) from models") == 0
     assert not (index_path / "models" / "topic" / "v1").exists()
+
+
+def test_allow_few_examples_also_allows_a_label_added_without_examples(fake, index, invoke):
+    """QA: after 'tasks add-labels', --allow-few-examples (help: "fewer than 2") still
+    refused a label with none."""
+    make_task(index, labels=("a", "b"), docs=corpus())
+    added = invoke("tasks", "add-labels", "topic", "c")
+    assert added.exit_code == 0, added.output
+    result = invoke("train", "topic", "--allow-few-examples", "--json")
+    assert result.exit_code == 0, result.output
+    assert ("Warning: no examples for 'c': the model can never predict a label it has not "
+            "seen; label at least 2 with 'doctagger label topic' and train again"
+            in result.stderr)
+    out = json.loads(result.stdout)
+    assert out["active"] and any(w.startswith("no examples for 'c'") for w in out["warnings"])
+    assert fake.calls[0]["train"] and fake.calls[0]["eval"]
+    help_text = invoke("train", "--help").output
+    assert "fewer than 2 examples, or none" in " ".join(help_text.split())
 
 
 def test_train_refuses_a_task_with_no_labels(fake, index, invoke):
@@ -468,7 +489,8 @@ def test_an_unmeasured_version_does_not_replace_a_measured_active_one(fake, inde
     assert out["activation"] == {"reason": "unmeasured", "learned_nothing": False,
                                  "unmeasured": "--eval-fraction is 0",
                                  "previous": {"version": 1, "headline": {
-                                     "metric": "macro_f1", "value": 0.5}}}
+                                     "metric": "macro_f1", "value": 0.5}},
+                                 "lower_than_previous": False, "go_back": None}
     # the command the output names does switch
     used = invoke("models", "use", "topic", "2")
     assert used.exit_code == 0 and used.stdout.strip() == "topic: v2 is now active (was v1)."
@@ -657,6 +679,51 @@ def test_resume_refuses_options_that_contradict_the_checkpoint(fake, index, invo
     assert "epoch 2 of 8" in result.stderr and "--epochs 8 (was 6)" in result.stderr
     assert fake.calls[-1]["options"].epochs == 8.0
     assert fake.calls[-1]["options"].max_length == 64
+
+
+def test_resume_keeps_allow_few_examples(fake, index, invoke):
+    """QA: '--resume' forgot --allow-few-examples and refused the run it had started."""
+    make_task(index, labels=("a", "b", "c"), docs={**corpus(), "one": [("only c", "c")]})
+    interrupt(fake, invoke, "--allow-few-examples", "--epochs", "6")
+    result = invoke("train", "topic", "--resume")
+    assert result.exit_code == 0, result.output
+    assert ("Resuming topic: auto, epoch 2 of 6, --seed 42, --eval-fraction 0.2, "
+            "--allow-few-examples (from checkpoint-3") in result.stderr
+    assert "Warning: few examples for 'c' (1)" in result.stderr
+    assert fake.calls[-1]["resumed"].endswith("checkpoint-3")
+    # without an interrupted run to take it from, it is needed again, and the error says so
+    result = invoke("train", "topic", "--resume")
+    assert result.exit_code == 1
+    assert "Error: too few examples to train on: 'c' (1)" in result.output
+    assert "pass --allow-few-examples" in result.output
+
+
+def test_a_lower_score_replaces_the_active_version_and_says_so(fake, index, invoke):
+    """QA: a much worse retrain printed only "it is now active (replacing v3)"."""
+    make_task(index, labels=("a", "b", "c"), docs=three_label_corpus())
+    fake.metrics = {"macro_f1": 0.746, "accuracy": 0.8}
+    assert invoke("train", "topic").exit_code == 0
+    fake.metrics = {"macro_f1": 0.8, "accuracy": 0.8}
+    better = invoke("train", "topic", "--json")
+    assert json.loads(better.stdout)["activation"]["lower_than_previous"] is False
+    assert json.loads(better.stdout)["activation"]["go_back"] is None
+    fake.metrics = {"macro_f1": 0.387, "accuracy": 0.0}
+    result = invoke("train", "topic")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].endswith("; it is now active (replacing v2).")
+    assert lines[1] == ("v3 scores 0.387 macro_f1 against v2's 0.800 (on different held-out "
+                        "sets); to go back: doctagger models use topic 2")
+    assert active_version(index) == 3  # the policy stands: a new version is not held back
+    out = json.loads(invoke("train", "topic", "--json").stdout)  # 0.387 again: not lower
+    assert out["activation"]["lower_than_previous"] is False
+    fake.metrics = {"macro_f1": 0.2, "accuracy": 0.0}
+    out = json.loads(invoke("train", "topic", "--json").stdout)
+    assert out["active"] and out["activation"]["reason"] == "replaced"
+    assert out["activation"]["previous"] == {"version": 4, "headline": {
+        "metric": "macro_f1", "value": 0.387}}
+    assert out["activation"]["lower_than_previous"] is True
+    assert out["activation"]["go_back"] == "doctagger models use topic 4"
 
 
 def test_resume_with_no_checkpoint_trains_afresh_with_the_options_given(fake, index, invoke):

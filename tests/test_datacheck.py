@@ -58,11 +58,30 @@ def test_refuses_no_examples():
         require_trainable(report)
 
 
-def test_refuses_a_label_without_examples():
+def test_a_label_without_examples_is_too_few_like_one_with_one():
+    """QA: after 'tasks add-labels', --allow-few-examples still refused, and the refusals
+    said "label at least 10" here and "at least 2" there. One rule: fewer than 2, none
+    included, is refused unless allowed; allowed, a warning names the unseen labels."""
     report = check_data(task(("a", "b", "c", "d")), examples({"a": 12, "b": 12}))
-    with pytest.raises(TrainingError, match="labels 'c', 'd' of task 'topic' have no example"):
-        require_trainable(report)
     assert report.label_counts == {"a": 12, "b": 12, "c": 0, "d": 0}
+    assert report.problems == [report.too_few]
+    assert report.too_few == (
+        "too few examples to train on: 'c' (0), 'd' (0); each label needs at least 2, one to "
+        "learn from and one to test the model on. Label at least 2 more of each (4 more in "
+        "all) with 'doctagger label topic' or 'doctagger import topic FILE' (the guide "
+        "advises 100+ per label), or pass --allow-few-examples for a smoke test whose "
+        "quality cannot be measured (a label with no example is never predicted)")
+    with pytest.raises(TrainingError, match="too few examples to train on: 'c' \\(0\\)"):
+        require_trainable(report)
+    require_trainable(report, allow_few=True)
+    assert ("no examples for 'c', 'd': the model can never predict a label it has not seen; "
+            "label at least 2 with 'doctagger label topic' and train again") in report.warnings
+    mixed = check_data(task(("a", "b", "c")), examples({"a": 12, "b": 1}))
+    assert mixed.too_few.startswith("too few examples to train on: 'b' (1), 'c' (0); each "
+                                    "label needs at least 2")
+    assert "Label at least 1 more 'b', 2 more 'c' with" in mixed.too_few
+    for message in mixed.problems + mixed.warnings:  # one number for "enough to train"
+        assert "at least 10" not in message
 
 
 def test_refuses_a_single_class():
@@ -82,7 +101,7 @@ def test_multi_label_and_spans_count_each_label():
     report = check_data(one_type, spans)
     assert report.label_counts == {"PER": 12} and not report.problems  # one type is fine
     report = check_data(one_type, [Example(text="nothing", value=[])])
-    with pytest.raises(TrainingError, match="label 'PER' of task 'topic' has no example"):
+    with pytest.raises(TrainingError, match="task 'topic' has no labelled entity yet"):
         require_trainable(report)
     report = check_data(task(("PER", "ORG"), type_="ner"), spans)
     assert "few entities" not in " ".join(report.warnings)
@@ -106,10 +125,13 @@ def test_refuses_labels_below_two_examples_unless_allowed():
 
 
 def test_allow_few_does_not_lift_the_other_refusals():
-    report = check_data(task(("a", "b", "c")), examples({"a": 12, "b": 1}))
-    assert len(report.problems) == 2  # 'c' has none, 'b' too few
-    with pytest.raises(TrainingError, match="label 'c' of task 'topic' has no example"):
+    report = check_data(task(("a", "b", "c")), examples({"a": 12}))
+    assert len(report.problems) == 2  # one class only; 'b' and 'c' too few
+    with pytest.raises(TrainingError, match="examples of only one class"):
         require_trainable(report, allow_few=True)
+    spans = check_data(task(("PER",), type_="ner"), [Example(text="nothing", value=[])])
+    with pytest.raises(TrainingError, match="no labelled entity yet"):
+        require_trainable(spans, allow_few=True)
 
 
 def test_too_few_entities_counts_spans():

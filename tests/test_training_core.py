@@ -206,6 +206,59 @@ def test_oom_fallback_trains_a_tiny_bert_and_saves_a_pipeline_model(tiny, tmp_pa
     assert classifier("the text is good")[0]["label"] in LABELS
 
 
+def test_resuming_prints_no_transformers_argument_warning(tiny, tmp_path):
+    """QA: '--resume' leaked "logging_steps: 0.05 (from args) != 1" from the Trainer, which
+    stores 5% of the steps as a step count in the checkpoint."""
+    import logging
+
+    import torch
+    from transformers import (AutoModelForSequenceClassification, AutoTokenizer,
+                              DataCollatorWithPadding)
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny)
+    train_data, _ = _datasets(tokenizer)
+    checkpoints = tmp_path / "checkpoints"
+    seen = []
+
+    class Catch(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    def run(epochs, resume):
+        hp = training.hyperparameters(TrainOptions(epochs=epochs, batch_size=8), 16, None)
+        torch.manual_seed(0)
+        args = training.training_arguments(checkpoints, hp, device="cpu", has_eval=False,
+                                           seed=0, resume_from=resume)
+        trainer = training.WeightedLossTrainer(
+            model=AutoModelForSequenceClassification.from_pretrained(tiny), args=args,
+            train_dataset=train_data, processing_class=tokenizer,
+            data_collator=DataCollatorWithPadding(tokenizer))
+        trainer.train(resume_from_checkpoint=resume or None)
+        return trainer
+
+    assert training.training_arguments(tmp_path / "none", {"batch_size": 8, "epochs": 1,
+                                                           "learning_rate": 1e-3},
+                                       device="cpu", has_eval=False).logging_steps == 0.05
+    run(1, False)
+    resume = training.resume_checkpoint(TrainOptions(resume=True), checkpoints)
+    assert resume
+    # the step count the checkpoint logged at, whether named or found in the folder
+    for given in (resume, None):
+        args = training.training_arguments(checkpoints, {"batch_size": 8, "epochs": 2,
+                                                         "learning_rate": 1e-3},
+                                           device="cpu", has_eval=False, resume_from=given)
+        assert args.logging_steps == 1
+    handler = Catch(logging.WARNING)
+    logger = logging.getLogger("transformers")
+    logger.addHandler(handler)
+    try:
+        trainer = run(2, resume)
+    finally:
+        logger.removeHandler(handler)
+    assert trainer.state.epoch == 2
+    assert not [m for m in seen if "(from args)" in m], seen
+
+
 def test_oom_fallback_gives_up_below_batch_one_and_passes_other_errors():
     import torch
 
@@ -331,9 +384,14 @@ def test_resume_options_from_the_library(tmp_path):
              "method": "finetune", "epochs": 6.0, "max_length": 64, "seed": 42,
              "eval_fraction": 0.2}
     (tmp_path / RUN_FILE).write_text(json.dumps({"options": saved}))
+    # interrupted before its first checkpoint: nothing to resume, this run's options stand
+    assert resume_options(task, options, tmp_path) == (options, None)
+    assert resume_options(task, TrainOptions(resume=True, max_length=128), tmp_path)[1] is None
+    (tmp_path / "checkpoint-4").mkdir()
+    (tmp_path / "checkpoint-4" / "trainer_state.json").write_text(json.dumps({"epoch": 2.0}))
     resumed, line = resume_options(task, options, tmp_path)
     assert (resumed.method, resumed.epochs, resumed.max_length) == ("finetune", 6.0, 64)
-    assert line is None  # no checkpoint yet: nothing to announce
+    assert line.startswith("Resuming topic: finetune, epoch 2 of 6, --max-length 64")
     with pytest.raises(TrainingError, match="--max-length 128 .the interrupted run had 64."):
         resume_options(task, TrainOptions(resume=True, max_length=128), tmp_path)
 

@@ -71,8 +71,9 @@ def _metric_line(metrics: dict) -> str:
                    "(those given again must match, except --epochs, which must stay above the "
                    "epochs already trained).")
 @click.option("--allow-few-examples", is_flag=True,
-              help="Train even when a label has fewer than 2 examples (a smoke test: such "
-                   "a model can be neither learned nor measured).")
+              help="Train even when a label has fewer than 2 examples, or none (a smoke "
+                   "test: such a model can be neither learned nor measured, and never "
+                   "predicts a label it has no example of). --resume keeps it.")
 @click.option("--report-to", "report_to", multiple=True, type=click.Choice(list(REPORTERS)),
               callback=_check_reporters,
               help="Also log the run to this tracker (its package must be installed). "
@@ -88,7 +89,8 @@ def train(ctx, task, base_model, method, preset, epochs, batch_size, learning_ra
     holds out --eval-fraction of the documents, trains, and registers the version with its
     held-out metrics in models/TASK/vN/. A version with no held-out score, or one that
     learned nothing, does not replace an active version that scores better: it is
-    registered, and 'doctagger models use TASK VERSION' makes it active.
+    registered, and 'doctagger models use TASK VERSION' makes it active. A new version that
+    scores lower than the one it replaces says so, with the command to go back.
 
     \b
     Examples:
@@ -151,6 +153,11 @@ def outcome_lines(result: dict) -> list[str]:
                          "warning above).")
         else:
             lines.append(f"{trained}; it is now active{was}.")
+        if how.get("lower_than_previous") and score and before:
+            back = how.get("go_back") or f"doctagger models use {name} {previous['version']}"
+            lines.append(f"v{version} scores {score['value']:.3f} {score['metric']} against "
+                         f"v{previous['version']}'s {before['value']:.3f} (on different "
+                         f"held-out sets); to go back: {back}")
     else:
         old = previous["version"] if previous else "?"
         why = (f"v{version} has no held-out score ({how.get('unmeasured') or 'see above'}) and "

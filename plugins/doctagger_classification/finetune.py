@@ -52,6 +52,7 @@ def _dataset(tokenizer, texts, targets, max_length):
 
 
 def _metrics_fn(labels: list[str], multi_label: bool):
+    """The per-epoch held-out scores (which pick the best epoch); multi-label at 0.5."""
     from doctagger.training import classification_scores, scalar_metrics
 
     def compute(eval_pred):
@@ -61,10 +62,9 @@ def _metrics_fn(labels: list[str], multi_label: bool):
         if isinstance(logits, tuple):
             logits = logits[0]
         logits = np.asarray(logits, dtype=np.float64)
-        if multi_label:
+        if multi_label:  # the default thresholds: none are ever tuned on the held-out split
             probs = 1.0 / (1.0 + np.exp(-logits))
-            thresholds = multilabel.tune_thresholds(probs, gold)
-            pred = (probs >= np.asarray(thresholds)).astype(int).tolist()
+            pred = (probs >= multilabel.DEFAULT).astype(int).tolist()
             gold = (np.asarray(gold) > 0.5).astype(int).tolist()
         else:
             pred, gold = logits.argmax(-1).tolist(), np.asarray(gold).astype(int).tolist()
@@ -116,7 +116,7 @@ def train(*, labels: list[str], multi_label: bool, texts: list[str], targets: li
         args = training.training_arguments(
             folder, run_hp, device=device, has_eval=has_eval, metric="macro_f1",
             seed=int(options.seed), report_to=options.report_to,
-            group_by_length=len(texts) >= GROUP_BY_LENGTH_FROM)
+            group_by_length=len(texts) >= GROUP_BY_LENGTH_FROM, resume_from=resume)
         return training.WeightedLossTrainer(
             model=model, args=args, train_dataset=train_data, eval_dataset=eval_data,
             processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer),

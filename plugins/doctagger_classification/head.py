@@ -147,6 +147,53 @@ def fit(x, targets, *, n_labels: int, multi_label: bool, seed: int = 42):
     return weight, bias, {"C": DEFAULT_C, "C_chosen_by": "default"}
 
 
+#: a label needs this many positive and negative training examples for out-of-fold
+#: predictions (as for C and the scale: fewer gives 2-fold estimates too noisy to tune on)
+OOF_MIN = 3
+
+
+def out_of_fold(x, targets, *, groups=None, seed: int = 42):
+    """Multi-label: every training row's per-label probabilities from heads fitted without
+    it (as :func:`fit` fits them), by up to 5-fold cross-validation per label, stratified,
+    and grouped when ``groups`` is given (chunks of one document, or copies of one text,
+    are never on both sides). What the per-label thresholds are tuned on: predictions as
+    honest as the held-out split's, without touching it. Returns (probs (n, labels),
+    folds): a label with fewer than :data:`OOF_MIN` positive or negative examples (or
+    with them in fewer than 2 groups) has a NaN column, and keeps the default threshold;
+    ``folds`` is the most folds any label used (0: none could be cross-validated)."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    x = np.asarray(x, dtype=np.float32)
+    y = np.asarray(targets, dtype=float) > 0.5
+    out = np.full(y.shape, np.nan)
+    groups = np.asarray([str(g) for g in groups]) if groups is not None else None
+    most = 0
+    for j in range(y.shape[1]):
+        column = y[:, j]
+        if min(int(column.sum()), int((~column).sum())) < OOF_MIN:
+            continue
+        if groups is None:
+            folds = min(5, int(column.sum()), int((~column).sum()))
+        else:
+            folds = min(5, len(set(groups[column])), len(set(groups[~column])))
+        if folds < 2:
+            continue
+        cv = (StratifiedKFold(folds, shuffle=True, random_state=seed) if groups is None else
+              StratifiedGroupKFold(folds, shuffle=True, random_state=seed))
+        for fit_rows, test_rows in cv.split(x, column, groups):
+            known = column[fit_rows]
+            if known.all() or not known.any():  # one class only: its rate, as fit() would
+                out[test_rows, j] = float(known.mean())
+                continue
+            clf = LogisticRegression(C=DEFAULT_C, max_iter=2000, class_weight="balanced")
+            clf.fit(x[fit_rows], known.astype(int))
+            out[test_rows, j] = clf.predict_proba(x[test_rows])[:, 1]
+        most = max(most, folds)
+    return out, most
+
+
 def probabilities(x, weight, bias, multi_label: bool):
     import numpy as np
 

@@ -17,6 +17,14 @@ the head learns from the whole document (its embedding averages every 128-token 
 fine-tuning learns from the chunks, each inheriting the document's label (a fine-tuned model
 reads one window, so a whole document would be cut after its first page).
 ``TrainOptions.extra["document_input"] = "chunks" | "whole"`` overrides both.
+
+Multi-label thresholds (one per label, :mod:`multilabel`) are tuned on training data only,
+so that the held-out scores ``train``, ``eval`` and ``models`` report are not measured on
+the data the thresholds were fitted to: the head on out-of-fold predictions of the
+training split (:func:`head.out_of_fold`, grouped by document: no extra training, no data
+lost); fine-tuning on :data:`TUNE_FRACTION` of the training split held back from the
+Trainer (cross-validating a fine-tune would multiply its cost; tuning on the held-out split
+after measuring would leave ``eval``, which reads the saved thresholds, optimistic).
 """
 from __future__ import annotations
 
@@ -26,6 +34,7 @@ from collections import Counter
 from pathlib import Path
 
 from doctagger.errors import InvalidInputError, TrainingError
+from doctagger.hashing import text_hash
 from doctagger.tasktypes import Example, Task, TrainOptions, TrainResult
 from doctagger_classification import multilabel, values
 
@@ -39,10 +48,13 @@ FINETUNE_MIN_PER_LABEL = 200
 #: "whole" (the document as one text)
 DOCUMENT_INPUT = {"head": "whole", "finetune": "chunks"}
 BUNDLED = "all-MiniLM-L6-v2 (bundled)"
+#: multi-label fine-tuning: the share of the training split (whole documents, stratified)
+#: held back from the Trainer to tune the per-label thresholds on
+TUNE_FRACTION = 0.1
 MULTI_LABEL_USAGE = """\
 Without doctagger, it is a plain Hugging Face model folder (multi-label: one sigmoid per
-label). Its per-label thresholds, tuned on the held-out split, are in `thresholds.json` (and
-in `config.json` as `doctagger_thresholds`):
+label). Its per-label thresholds, tuned on a slice of the training data held back from
+training, are in `thresholds.json` (and in `config.json` as `doctagger_thresholds`):
 
 ```python
 import json
@@ -87,24 +99,37 @@ def enough_for_finetune(task: Task, examples: list[Example]) -> bool:
     return all(counts.get(label, 0) >= FINETUNE_MIN_PER_LABEL for label in task.labels)
 
 
-def held_out_scores(task: Task, predictor, evaluation: list[Example], model_dir: Path,
-                    how: str = "chunks") -> dict:
-    """Held-out metrics of a trained predictor (document-level tasks: per document, on the
-    mean of its chunks' probabilities, as ``tag`` rolls them up); for multi-label, tunes the
-    per-label thresholds on the split first and saves them."""
+def _group(example: Example):
+    """What keeps examples together in cross-validation: their document, else their text."""
+    return example.group if example.group is not None else text_hash(example.text or "")
+
+
+def _probabilities(task: Task, predictor, examples: list[Example], how: str = "chunks"):
+    """(n, labels) numpy probabilities, per document for document-level tasks (the mean of
+    its chunks', as ``tag`` rolls them up)."""
+    return predictor.document_probabilities(
+        [_parts(task, e, how) for e in examples]).numpy()
+
+
+def _multi_hot(labels: list[str], examples: list[Example]):
     import numpy as np
 
+    return np.asarray([[1.0 if label in (e.value or []) else 0.0 for label in labels]
+                       for e in examples])
+
+
+def held_out_scores(task: Task, predictor, evaluation: list[Example],
+                    how: str = "chunks") -> dict:
+    """Held-out metrics of a trained predictor (document-level tasks: per document, on the
+    mean of its chunks' probabilities, as ``tag`` rolls them up). Multi-label decisions use
+    the thresholds the model was saved with, tuned before the held-out split was seen."""
     from doctagger.training import classification_scores
 
     labels = predictor.labels
-    mean = predictor.document_probabilities(
-        [_parts(task, e, how) for e in evaluation]).numpy()
+    mean = _probabilities(task, predictor, evaluation, how)
     gold = [e.value for e in evaluation]
     if task.multi_label:
-        hot = np.asarray([[1.0 if label in g else 0.0 for label in labels] for g in gold])
-        thresholds = multilabel.tune_thresholds(mean, hot)
-        predictor.thresholds = thresholds
-        multilabel.save(model_dir, labels, thresholds)
+        thresholds = predictor.thresholds
         pred = [multilabel.decide(row, labels, thresholds) for row in mean]
     else:
         pred = [labels[int(j)] for j in mean.argmax(axis=1)]
@@ -113,7 +138,8 @@ def held_out_scores(task: Task, predictor, evaluation: list[Example], model_dir:
     return scores
 
 
-def _train_head(task, train_texts, train_values, options, folder: Path, base: str, say):
+def _train_head(task, train_texts, train_values, options, folder: Path, base: str, say,
+                groups=None):
     from doctagger_classification import head
     from doctagger_classification.encoder import Encoder
 
@@ -128,28 +154,52 @@ def _train_head(task, train_texts, train_values, options, folder: Path, base: st
     head.save(folder, weight, bias, labels=task.labels, multi_label=task.multi_label,
               encoder=options.base_model, encoder_path=base, max_length=encoder.max_length,
               info={k: fit_info[k] for k in ("C", "scale") if k in fit_info})
+    tuned = None
     if task.multi_label:
-        multilabel.save(folder, task.labels, [multilabel.DEFAULT] * len(task.labels))
+        targets = values.encode(task, train_values)
+        probs, folds = head.out_of_fold(x, targets, groups=groups, seed=int(options.seed))
+        thresholds = multilabel.tune_thresholds(probs, targets)
+        multilabel.save(folder, task.labels, thresholds, "out-of-fold" if folds else "default")
+        tuned = {"on": "out-of-fold" if folds else "default", "examples": len(train_texts),
+                 "folds": folds}
     return {"method": "head", "encoder_path": base, "device": encoder.device,
             "max_length": encoder.max_length,
             "hyperparameters": {"C": fit_info["C"], "C_chosen_by": fit_info["C_chosen_by"],
                                 **{k: fit_info[k] for k in ("scale", "scale_chosen_by")
                                    if k in fit_info},
                                 "class_weight": "balanced", "pooling": "mean"},
-            "train_seconds": round(time.perf_counter() - started, 2)}
+            "train_seconds": round(time.perf_counter() - started, 2),
+            **({"thresholds_tuned_on": tuned} if tuned else {})}
+
+
+def tuning_slice(train_examples: list[Example], seed: int):
+    """(fit, tune): :data:`TUNE_FRACTION` of the training examples, whole documents and
+    stratified by label as the held-out split is, kept for the thresholds (tune is empty
+    when the data is too small to spare any)."""
+    from doctagger.splitting import split_examples
+
+    return split_examples(train_examples, TUNE_FRACTION, seed)
 
 
 def _train_finetune(task, train_texts, train_values, eval_texts, eval_values, options,
-                    folder: Path, base: str, say):
+                    folder: Path, base: str, say, tune: list[Example] | None = None):
     from doctagger.training import is_main_process
     from doctagger_classification import finetune
+    from doctagger_classification.predictor import load as load_predictor
 
     info = finetune.train(labels=task.labels, multi_label=task.multi_label, texts=train_texts,
                           targets=values.encode(task, train_values), eval_texts=eval_texts,
                           eval_targets=values.encode(task, eval_values), options=options,
                           output_dir=folder, base_model=base, report=say)
     if task.multi_label and is_main_process():
-        multilabel.save(folder, task.labels, [multilabel.DEFAULT] * len(task.labels))
+        thresholds, how = [multilabel.DEFAULT] * len(task.labels), "default"
+        if tune:
+            predictor = load_predictor(folder)
+            thresholds = multilabel.tune_thresholds(
+                _probabilities(task, predictor, tune), _multi_hot(predictor.labels, tune))
+            how = "tuning-slice"
+        multilabel.save(folder, task.labels, thresholds, how)
+        info["thresholds_tuned_on"] = {"on": how, "examples": len(tune or [])}
     return info
 
 
@@ -185,19 +235,25 @@ def train(task: Task, train_examples: list[Example], evaluation: list[Example],
     for name in plan:
         folder = work / name
         how = override or DOCUMENT_INPUT[name]
-        texts, vals, _ = expand(task, train_examples, how)
+        fit, tune = train_examples, []
+        if name == "finetune" and task.multi_label:  # a slice for the thresholds
+            fit, tune = tuning_slice(train_examples, int(options.seed))
+        texts, vals, owner = expand(task, fit, how)
         eval_texts, eval_vals, _ = expand(task, evaluation, how)
         if name == "head":
-            info = _train_head(task, texts, vals, options, folder, base, say)
+            info = _train_head(task, texts, vals, options, folder, base, say,
+                               groups=[_group(fit[i]) for i in owner])
         else:
-            say(f"finetune: {len(texts)} texts, base model {base}")
+            say(f"finetune: {len(texts)} texts, base model {base}"
+                + (f"; {len(tune)} training examples held back to tune the thresholds on"
+                   if tune else ""))
             info = _train_finetune(task, texts, vals, eval_texts, eval_vals, options,
-                                   folder, base, say)
+                                   folder, base, say, tune)
         training.barrier()  # the main process has written the model
         metrics: dict = {}
         if evaluation and main:
             predictor = load_predictor(folder)
-            metrics = held_out_scores(task, predictor, evaluation, folder)
+            metrics = held_out_scores(task, predictor, evaluation)
             say(f"{name}: held-out macro-F1 {metrics['macro_f1']:.3f}")
         candidates[name] = {"info": info, "metrics": metrics, "folder": folder, "how": how,
                             "n_texts": len(texts)}
