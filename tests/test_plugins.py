@@ -70,10 +70,16 @@ def _clean_cli():
     from doctagger.cli import cli
 
     before = dict(cli.commands)
+    names = vars(cli).get("_plugin_command_names")
     yield
     cli.commands.clear()
     cli.commands.update(before)
     vars(cli).pop("_plugin_state", None)
+    # which of those commands plugins added, so that the next plugin set takes them off
+    if names is None:
+        vars(cli).pop("_plugin_command_names", None)
+    else:
+        cli._plugin_command_names = names
 
 
 @pytest.fixture

@@ -436,14 +436,18 @@ class TrainerClassifier(FakeClassifier):
                 callbacks=training.standard_callbacks(bool(evaluation), options.progress))
         trainer = training.train_with_oom_fallback(build, hp["batch_size"])
         training.save_hf_model(trainer.model, tokenizer, output_dir, labels=labels)
-        print("TRAINER", os.environ["RANK"], trainer.args.world_size, trainer.args.parallel_mode, flush=True)
+        # one write per line: with PYTHONUNBUFFERED, print() writes each piece on its own and
+        # the two processes' pieces can interleave on the shared pipe
+        sys.stdout.write(f"TRAINER {os.environ['RANK']} {trainer.args.world_size} {trainer.args.parallel_mode}\n")
+        sys.stdout.flush()
         return TrainResult(metrics={"accuracy": trainer.state.best_metric or 0.0},
                            info={"method": "finetune", "device": "cpu"})
 
 plugins.register_plugin(FakePlugin(TrainerClassifier()), "fake")
 index = Index(sys.argv[1])
 result = train_task(index, "topic", TrainOptions(progress=print))
-print("RESULT", os.environ["RANK"], json.dumps({"version": result["version"], "path": result["path"]}), flush=True)
+sys.stdout.write(f"RESULT {os.environ['RANK']} " + json.dumps({"version": result["version"], "path": result["path"]}) + "\n")
+sys.stdout.flush()
 '''
 
 

@@ -128,7 +128,10 @@ class DoctaggerGroup(click.Group):
         return set(self.commands)
 
     def get_command(self, ctx, cmd_name):
-        if cmd_name not in self.commands:
+        # a plugin's command is looked up again if the loaded plugins changed since it was
+        # added (in one process: tests, or a library caller that reloads plugins)
+        if cmd_name not in self.commands or cmd_name in getattr(
+                self, "_plugin_command_names", ()):
             self._ensure_plugin_commands()
         return super().get_command(ctx, cmd_name)
 
