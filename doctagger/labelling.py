@@ -268,7 +268,11 @@ def premarked_spans(value: Any, min_score: float = PREMARK_MIN_SCORE
 
 
 def _is_word_char(ch: str) -> bool:
-    return bool(re.match(r"\w", ch))  # str patterns are Unicode-aware
+    """A letter, a combining mark (a vowel sign, a decomposed accent: part of its word,
+    though regex \\w misses them), a digit or '_'."""
+    import unicodedata
+
+    return ch == "_" or unicodedata.category(ch)[0] in "LMN"
 
 
 def _whole_word(text: str, needle: str, start: int, end: int) -> bool:
@@ -317,9 +321,8 @@ def apply_ner_command(line: str, text: str, spans: list[dict], labels: list[str]
             return NerResult("error", spans, label_problem(name, labels))
         if not needle:
             return NerResult("error", spans, "give the text to mark: '+ TEXT = LABEL'")
-        part_word = False
-        for flags in (0, re.IGNORECASE):  # exact case first
-            found = False
+        part_word = found = False
+        for flags in (0, re.IGNORECASE):  # exact case first, then any case
             for start, end in _occurrences(needle, text, flags):
                 if not _whole_word(text, needle, start, end):
                     part_word = True
@@ -330,13 +333,14 @@ def apply_ner_command(line: str, text: str, spans: list[dict], labels: list[str]
                     new = _sorted(spans + [{"start": start, "end": end, "label": label}])
                     return NerResult("edit", new, f"marked {text[start:end]!r} as {label}")
                 s = spans[hit - 1]
-                if (s["start"], s["end"]) != (start, end):  # never skip past a clash silently
-                    return NerResult("error", spans, f"{needle!r} overlaps span {hit} "
-                                     f"({text[s['start']:s['end']]!r}={s['label']}); "
-                                     f"drop it first with '- {hit}'")
-            if found:
-                return NerResult("error", spans,
-                                 f"every {needle!r} in the text is marked already")
+                if text[s["start"]:s["end"]].lower() == needle.lower():
+                    continue  # this very text is marked (here, or overlapping this hit)
+                # never skip past a clash silently
+                return NerResult("error", spans, f"{needle!r} overlaps span {hit} "
+                                 f"({text[s['start']:s['end']]!r}={s['label']}); "
+                                 f"drop it first with '- {hit}'")
+        if found:
+            return NerResult("error", spans, f"every {needle!r} in the text is marked already")
         if part_word:
             return NerResult("error", spans, f"no whole-word {needle!r} in the text (only "
                              "inside longer words, which are never marked)")

@@ -522,3 +522,26 @@ def test_a_selection_line_for_a_single_label_task(topic, index, invoke):
     assert r.exit_code == 0, r.output
     assert "one label per item: task 'topic' is not multi-label" in r.output
     assert [x["value"] for x in labels(index)] == ["neuro"]
+
+
+def test_add_span_edge_cases_of_words_and_case():
+    import unicodedata
+
+    labels = ["X"]
+    # combining marks belong to their word: no match inside 'हिंदी' or a decomposed 'café'
+    hindi = "भाषा हिंदी है"
+    r = apply_ner_command("+ हि = X", hindi, [], labels)
+    assert r.action == "error" and "no whole-word" in r.message
+    cafe = unicodedata.normalize("NFD", "un café noir")
+    assert apply_ner_command("+ cafe = X", cafe, [], labels).action == "error"
+    # once every exact-case occurrence is marked, the other cases come next
+    text = "Apple and apple"
+    r = apply_ner_command("+ apple = X", text, [], labels)
+    assert r.spans == [{"start": 10, "end": 15, "label": "X"}]
+    r = apply_ner_command("+ apple = X", text, r.spans, labels)
+    assert r.action == "edit" and r.spans[0] == {"start": 0, "end": 5, "label": "X"}
+    r = apply_ner_command("+ apple = X", text, r.spans, labels)
+    assert r.message == "every 'apple' in the text is marked already"
+    # an overlapping occurrence of text already marked is not a clash
+    r = apply_ner_command("+ a a = X", "a a a", [{"start": 0, "end": 3, "label": "X"}], labels)
+    assert r.message == "every 'a a' in the text is marked already"
