@@ -83,6 +83,11 @@ def split_examples(examples: Sequence[Example], eval_fraction: float = 0.2, seed
     groups.sort(key=len, reverse=True)
     held: Counter = Counter()
     chosen: set[int] = set()
+    # every label's examples (not only the stratum's): a multi-label example may carry a
+    # label that is never its rarest, and no label may lose its last training example
+    labels_of = [set(value_labels(ex.value)) for ex in examples]
+    label_total = Counter(lbl for found in labels_of for lbl in found)
+    label_held: Counter = Counter()
     n_eval_target = max(1, round(len(examples) * eval_fraction))
 
     def cost(counts: Counter) -> float:
@@ -93,10 +98,14 @@ def split_examples(examples: Sequence[Example], eval_fraction: float = 0.2, seed
         after = held + add
         if any(after[k] >= total[k] for k in add):  # would leave a label with no training
             continue
+        add_labels = Counter(lbl for i in members for lbl in labels_of[i])
+        if any(label_held[lbl] + n >= label_total[lbl] for lbl, n in add_labels.items()):
+            continue
         if sum(after.values()) > max(n_eval_target * 1.5, n_eval_target + 1):
             continue
         if cost(after) < cost(held):
             held = after
+            label_held += add_labels
             chosen.update(members)
     train = [ex for i, ex in enumerate(examples) if i not in chosen]
     evaluation = [ex for i, ex in enumerate(examples) if i in chosen]

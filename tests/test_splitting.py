@@ -75,3 +75,16 @@ def test_multi_label_and_spans_stratify_by_rarest_label():
                      else [], group=i) for i in range(20)]
     evaluation = split_examples(spans, 0.2, seed=0)[1]
     assert 3 <= len(evaluation) <= 5 and any(e.value for e in evaluation)
+
+
+def test_no_label_loses_its_last_training_example_even_when_never_rarest():
+    """A multi-label label that is never an example's rarest label is protected too."""
+    from doctagger.splitting import split_examples
+    from doctagger.tasktypes import Example, value_labels
+
+    values = [["D", "Z"], ["D"], ["E", "Z"], ["E"]]
+    for seed in range(20):
+        examples = [Example(text=str(i), value=v, group=i) for i, v in enumerate(values)]
+        train, evaluation = split_examples(examples, 0.1, seed=seed)
+        trained = {lbl for ex in train for lbl in value_labels(ex.value)}
+        assert trained == {"D", "E", "Z"}, (seed, [ex.value for ex in evaluation])
