@@ -29,6 +29,7 @@ class _Answer:
     saved: bool
     label_id: int | None = None
     previous: dict | None = None  # the label the item had before (value, source)
+    accepted: bool = False  # saved as the model's answer (model-accepted)
 
 
 @dataclass
@@ -80,9 +81,10 @@ class Session:
 
         previous = self._current_label(item)
         label_id = save_label(self.index, self.task, value, source=source, **item.target)
-        self.history.append(_Answer(item, True, label_id, previous))
+        accepted = source == "model-accepted"
+        self.history.append(_Answer(item, True, label_id, previous, accepted))
         self.saved += 1
-        self.accepted += source == "model-accepted"
+        self.accepted += accepted
         return label_id
 
     def skip(self, item: Item) -> None:
@@ -103,6 +105,7 @@ class Session:
                 save_label(self.index, self.task, answer.previous["value"], validated=True,
                            source=answer.previous["source"], **answer.item.target)
             self.saved -= 1
+            self.accepted -= answer.accepted
         else:
             self.skipped -= 1
         if current is not None:

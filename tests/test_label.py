@@ -169,6 +169,16 @@ def test_review_accepts_and_corrects_model_predictions(fakes, index, invoke):
     assert "Saved 3 labels (2 accepted from the model), skipped 0." in r.output
 
 
+def test_undoing_an_accepted_answer_uncounts_it(fakes, index, invoke):
+    add_document(index, "/docs/a.pdf", [[CARDIO, "a cardio or neuro note", NEURO]])
+    create_task(index, "topic")
+    add_model(index, "topic", 1)
+    assert invoke("tag", "topic", "--min-score", "0.7").exit_code == 0
+    r = invoke("label", "topic", "--review", input="a\n\nu\nq\n")
+    assert r.exit_code == 0, r.output
+    assert "Saved 1 label (1 accepted from the model), skipped 0." in r.output
+
+
 def test_review_needs_a_model(topic, invoke):
     r = invoke("label", "topic", "--review")
     assert r.exit_code == 1

@@ -158,6 +158,11 @@ def test_min_score_queues_for_review_and_writes_no_tag(corpus, index, invoke):
     r = invoke("tag", "topic", "--min-score", "0.7", "--all")
     assert "1 predictions under --min-score are queued for review: " \
            "doctagger label topic --review" in r.output
+    # a later run without --min-score and without --all keeps the flags and says whence
+    r = invoke("tag", "topic")
+    assert "1 predictions are still queued for review from an earlier --min-score run: " \
+           "doctagger label topic --review ('doctagger tag topic --all' re-decides them)" \
+        in r.output and "under --min-score" not in r.output
     # tagging again without --min-score releases the queue and tags the document
     r = invoke("tag", "topic", "--all", "--json")
     assert json.loads(r.output)["review"] == 0

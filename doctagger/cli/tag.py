@@ -101,7 +101,13 @@ def _report(s: dict, write_pdf) -> None:
                    f"{s['document_tags']} document tags.")
     what = "documents without a tag" if s["level"] == "document" else "predictions"
     labelled = s.get("review_labelled") or 0
-    if s["review"]:
+    if s.get("min_score") is None:  # flags left by an earlier --min-score run
+        if s["review"]:
+            what = "documents" if s["level"] == "document" else "predictions"
+            click.echo(f"{s['review']} {what} are still queued for review from an earlier "
+                       f"--min-score run: doctagger label {s['task']} --review ('doctagger "
+                       f"tag {s['task']} --all' re-decides them)")
+    elif s["review"]:
         more = f" ({labelled} more are labelled already)" if labelled else ""
         click.echo(f"{s['review']} {what} under --min-score are queued for review"
                    f"{more}: doctagger label {s['task']} --review")
