@@ -163,15 +163,43 @@ def _inside(rect, box, margin: float = 2.0) -> bool:
     return (box[0] - margin <= x <= box[2] + margin) and (box[1] - margin <= y <= box[3] + margin)
 
 
-def locate(page, mention: dict, hits: list) -> object | None:
-    """The search hit (a quad) of ``mention`` among ``hits``, all of its text's hits on
-    its page; None when it cannot be told. See :func:`entity_mentions`."""
+def group_hits(page, quads: list, text: str) -> list[list]:
+    """``page.search_for(text, quads=True)`` gives one quad per line of a hit, so a text
+    that wraps onto the next line ("New" / "York") comes back in pieces: put the pieces of
+    each occurrence together (a piece's own text, read back from the page, tells how much
+    of ``text`` it holds)."""
+    if len(text.split()) < 2:  # one word never wraps (hyphenation aside): a quad a hit
+        return [[q] for q in quads]
+    want = len(_fold(text).replace(" ", ""))
+    groups, current, got = [], [], 0
+    for quad in quads:
+        current.append(quad)
+        got += len(_fold(page.get_textbox(_middle(quad.rect))).replace(" ", ""))
+        if got >= want:
+            groups.append(current)
+            current, got = [], 0
+    if current:
+        groups.append(current)
+    return groups
+
+
+def _middle(rect):
+    """The middle band of a hit's rectangle: the rectangle itself reaches into the lines
+    above and below (ascenders, descenders), whose text would count too."""
+    band = (rect.y1 - rect.y0) * 0.3
+    return type(rect)(rect.x0 + 0.5, rect.y0 + band, rect.x1 - 0.5, rect.y1 - band)
+
+
+def locate(page, mention: dict, hits: list[list]) -> list | None:
+    """The search hit of ``mention`` (its quads: see :func:`group_hits`) among ``hits``,
+    all of its text's hits on its page; None when it cannot be told. See
+    :func:`entity_mentions`."""
     box = mention.get("bbox")
     if box:
-        hits = [q for q in hits if _inside(q.rect, box)]
+        hits = [g for g in hits if _inside(g[0].rect, box)]
         if len(hits) > mention["expected"]:  # hits of other chunks whose box overlaps
-            hits = [q for q in hits
-                    if not any(_inside(q.rect, other, 0) for other in mention["others"])]
+            hits = [g for g in hits
+                    if not any(_inside(g[0].rect, other, 0) for other in mention["others"])]
     nth = mention.get("nth", 0)
     return hits[nth] if nth < len(hits) else None
 
@@ -209,13 +237,14 @@ def write_copy(doc: dict, task: Task, out: Path, mentions: list[dict] | None = N
                 continue
             page = pdf[int(page_no) - 1]
             if (page_no, mention["text"]) not in searched:
-                searched[page_no, mention["text"]] = page.search_for(mention["text"], quads=True)
-            quad = locate(page, mention, searched[page_no, mention["text"]])
-            spot = quad and (page_no, tuple(round(v, 1) for v in quad.rect))
-            if quad is None or spot in done:
+                searched[page_no, mention["text"]] = group_hits(
+                    page, page.search_for(mention["text"], quads=True), mention["text"])
+            quads = locate(page, mention, searched[page_no, mention["text"]])
+            spot = quads and (page_no, tuple(round(v, 1) for v in quads[0].rect))
+            if quads is None or spot in done:
                 continue
             done.add(spot)
-            annot = page.add_highlight_annot(quad)
+            annot = page.add_highlight_annot(quads)
             annot.set_info(title=HIGHLIGHT_TITLE,
                            content=f"{tag['label']} ({task.name}, score {tag['score']:.2f})")
             annot.update()

@@ -778,3 +778,23 @@ def test_ctrl_c_says_how_to_carry_on(corpus, invoke, monkeypatch):
     r = invoke("tag", "topic", "--all")
     assert "run 'doctagger tag topic --all' again to re-tag everything (it starts over)" \
         in r.output
+
+
+def test_a_hit_that_wraps_onto_the_next_line_is_one_occurrence():
+    """PDF text search gives one quad per line of a hit: 'New' / 'York' is one occurrence,
+    so the next 'New York' is the second, not the third."""
+    import pymupdf
+
+    from doctagger.pdf_writeback import group_hits
+
+    doc = pymupdf.open()
+    page = doc.new_page()
+    page.insert_text((72, 100), "We flew to New", fontsize=12)
+    page.insert_text((72, 116), "York and then New York again.", fontsize=12)
+    quads = page.search_for("New York", quads=True)
+    assert len(quads) == 3
+    groups = group_hits(page, quads, "New York")
+    assert [len(g) for g in groups] == [2, 1]
+    assert groups[1][0].rect.x0 > 140  # the second occurrence, on the second line
+    assert [len(g) for g in group_hits(page, page.search_for("York", quads=True), "York")] \
+        == [1, 1]
