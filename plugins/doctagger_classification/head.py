@@ -48,6 +48,18 @@ probability with its threshold in `thresholds.json`.
 """
 
 
+def _folds(y) -> int:
+    """Cross-validation folds for C and the scale: up to 5, one per example of the rarest
+    class; 0 (do not cross-validate) with one class, a class under 3 examples (2-fold
+    estimates are too noisy to choose by) or over 20,000 rows (too slow)."""
+    import numpy as np
+
+    counts = np.bincount(np.unique(np.asarray(y), return_inverse=True)[1])
+    if len(counts) < 2 or counts.min() < 3 or len(y) > 20000:
+        return 0
+    return int(min(5, counts.min()))
+
+
 def _choose_c(x, y, seed: int) -> tuple[float, str]:
     """C by 5-fold (or fewer) cross-validated macro-F1 on the training split when every class
     has at least 3 examples; else the measured default."""
@@ -55,11 +67,9 @@ def _choose_c(x, y, seed: int) -> tuple[float, str]:
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_score
 
-    counts = np.bincount(np.asarray(y))
-    counts = counts[counts > 0]
-    if len(counts) < 2 or counts.min() < 3 or len(y) > 20000:
+    folds = _folds(y)
+    if not folds:
         return DEFAULT_C, "default"
-    folds = int(min(5, counts.min()))
     cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
     best, best_c = -1.0, DEFAULT_C
     for c in CS:
@@ -86,11 +96,10 @@ def _scale(x, y, c: float, seed: int) -> tuple[float, str]:
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-    classes, index = np.unique(y, return_inverse=True)
-    counts = np.bincount(index)
-    if len(classes) < 2 or counts.min() < 3 or len(y) > 20000:
+    folds = _folds(y)
+    if not folds:
         return 1.0, "none"
-    folds = int(min(5, counts.min()))
+    index = np.unique(y, return_inverse=True)[1]
     cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
     z = cross_val_predict(LogisticRegression(C=c, max_iter=2000, class_weight="balanced"),
                           x, y, cv=cv, method="decision_function")
