@@ -202,15 +202,12 @@ def _tagged_value(task, tags: list[dict]) -> tuple:
 def _rolled_up_value(index: Index, task, model: dict, document_id: int, queued: bool) -> tuple:
     """(value, meta) of a document without a tag of the model, from its chunk predictions."""
     from doctagger.plugins import get_task_type
-    from doctagger.tagging import document_predictions, rollup
+    from doctagger.rollup import document_predictions, mean_chunk_scores, rollup
 
     items = document_predictions(index, model["id"], document_id, reviewed_out=False)
     rolled = rollup(task, get_task_type(task.type), items)
-    scores = {t.label: round(float(t.score), 6) for t in rolled}
-    if not scores and items and all(i.prediction.scores for i in items):
-        labels = sorted({label for i in items for label in i.prediction.scores})
-        scores = {label: round(sum(float(i.prediction.scores.get(label, 0.0)) for i in items)
-                               / len(items), 6) for label in labels}
+    scores = {t.label: round(float(t.score), 6) for t in rolled} or {
+        label: round(p, 6) for label, p in mean_chunk_scores(items).items()}
     best = max(scores.values(), default=None)
     if queued or not rolled:  # no tag: under --min-score, or no label reached the roll-up
         return ([] if task.multi_label else None,

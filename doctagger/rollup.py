@@ -207,3 +207,12 @@ def rollup_spans(task: Task, items: list[ChunkPrediction],
     tags.sort(key=lambda t: (t.label, -t.score, t.extra["text"].casefold()))
     return tags
 
+
+def mean_chunk_scores(items: list[ChunkPrediction]) -> dict[str, float]:
+    """Every label's mean probability over a document's chunks, when every chunk has
+    per-label ``scores`` (a chunk without a label counts 0); {} otherwise."""
+    if not items or not all(i.prediction.scores for i in items):
+        return {}
+    labels = sorted({label for i in items for label in i.prediction.scores})
+    return {label: sum(float(i.prediction.scores.get(label, 0.0)) for i in items) / len(items)
+            for label in labels}

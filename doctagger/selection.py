@@ -192,11 +192,9 @@ def document_prediction(task: Task, task_type, items) -> Prediction | None:
         score = min(float(t.score) for t in tags)
     else:
         value, score = tags[0].label, float(tags[0].score)
-    scores = {t.label: float(t.score) for t in tags}
-    if items and all(i.prediction.scores for i in items):
-        labels = {label for i in items for label in i.prediction.scores}
-        scores = {label: sum(float(i.prediction.scores.get(label, 0.0)) for i in items)
-                  / len(items) for label in sorted(labels)}
+    from doctagger.rollup import mean_chunk_scores
+
+    scores = mean_chunk_scores(items) or {t.label: float(t.score) for t in tags}
     return Prediction(value, score, scores)
 
 
