@@ -17,10 +17,7 @@ Later registrations win for a suffix, so a plugin can replace a built-in.
 """
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,9 +31,9 @@ STATUSES = ("ok", "empty", "needs_ocr", "encrypted", "failed")
 OCR_MODES = ("auto", "off", "force")
 #: phrases of the needs_ocr reasons that a later run with OCR can fix (ingest retries them)
 OCR_OFF = "OCR is off"
-OCR_MISSING = "Tesseract is not installed"
-TESSERACT_HINT = ("install Tesseract to OCR them (Debian/Ubuntu: sudo apt-get install "
-                  "tesseract-ocr; macOS: brew install tesseract) and run ingest again")
+OCR_MISSING = "no OCR engine is installed"
+#: what earlier versions wrote instead of OCR_MISSING (their rows are retried as well)
+OCR_MISSING_OLD = "Tesseract is not installed"
 
 
 class ExtractionError(DoctaggerError):
@@ -69,10 +66,11 @@ class ExtractedPage:
     width: float | None = None
     height: float | None = None
     ocr: bool = False
+    ocr_engine: str | None = None  # the engine that read the page, when it was OCRed
 
     @classmethod
     def from_blocks(cls, number: int, blocks, *, width=None, height=None,
-                    ocr: bool = False) -> "ExtractedPage":
+                    ocr: bool = False, ocr_engine: str | None = None) -> "ExtractedPage":
         """A page from ``(text, bbox)`` pairs in reading order (empty ones are dropped)."""
         parts: list[str] = []
         out: list[Block] = []
@@ -86,7 +84,8 @@ class ExtractedPage:
             out.append(Block(pos, pos + len(text), tuple(bbox) if bbox else None))
             parts.append(text)
             pos += len(text)
-        return cls(number, "\n\n".join(parts), out, width, height, ocr)
+        return cls(number, "\n\n".join(parts), out, width, height, ocr or bool(ocr_engine),
+                   ocr_engine)
 
     @classmethod
     def from_text(cls, number: int, text: str) -> "ExtractedPage":
@@ -120,12 +119,27 @@ class ExtractOptions:
     ocr: str = "auto"  # auto | off | force
     ocr_language: str = "eng"
     ocr_dpi: int = 300
-    tessdata: str | None = None  # Tesseract's language folder; None: OCR is unavailable
+    tessdata: str | None = None  # Tesseract's language folder
+    #: the OCR engine ingest resolved (doctagger.ocr): "rapidocr", "tesseract", or None when
+    #: none can be used (then tessdata alone, if set, means Tesseract)
+    ocr_engine: str | None = None
+    ocr_threads: int = 0  # ONNX Runtime threads for RapidOCR (0: its own default)
+    ocr_unavailable: str | None = None  # why no engine can be used, with what to do
     passwords: tuple[str, ...] = ()
     max_pages: int | None = None
     max_seconds: float | None = None
     max_image_mb: float | None = None  # the largest page image rendered for OCR (RGB)
     started: float | None = None  # set when a file starts
+
+    def engine(self):
+        """The OCR engine to use (a doctagger.ocr.Engine), or None."""
+        from doctagger.ocr import Engine
+
+        if self.ocr == "off":
+            return None
+        if self.ocr_engine:
+            return Engine(self.ocr_engine, self.tessdata)
+        return Engine("tesseract", self.tessdata) if self.tessdata else None
 
     def start(self) -> "ExtractOptions":
         self.started = time.monotonic()
@@ -189,7 +203,7 @@ def _sniff(head: bytes) -> str:
 
 
 class PyMuPDFExtractor(Extractor):
-    """PDF and the other formats MuPDF opens; OCR through MuPDF's Tesseract support.
+    """PDF and the other formats MuPDF opens; OCR of pages without text (doctagger.ocr).
 
     Only text is read: embedded files are never extracted, JavaScript is never run (MuPDF
     is built to run none, and we switch it off per document as well), images are decoded
@@ -251,7 +265,7 @@ class PyMuPDFExtractor(Extractor):
             options.check_time()
             try:
                 page = doc.load_page(number)
-                blocks, ocr = self._page_blocks(pymupdf, page, options, result.warnings)
+                blocks, engine = self._page_blocks(pymupdf, page, options, result.warnings)
             except ExtractionError:
                 raise
             except Exception as exc:
@@ -265,7 +279,7 @@ class PyMuPDFExtractor(Extractor):
             rect = page.rect
             result.pages.append(ExtractedPage.from_blocks(
                 number + 1, blocks, width=round(rect.width, 2), height=round(rect.height, 2),
-                ocr=ocr))
+                ocr_engine=engine))
         has_text = any(p.blocks for p in result.pages)
         if unreadable == count:
             raise ExtractionError("failed", f"no page could be read ({result.warnings[-1]})")
@@ -278,22 +292,33 @@ class PyMuPDFExtractor(Extractor):
         return result
 
     def _page_blocks(self, pymupdf, page, options, warnings):
-        """(blocks, ocr): blocks as (text, bbox) pairs; None when the page needs OCR."""
-        can_ocr = options.ocr != "off" and bool(options.tessdata)
-        if options.ocr == "force" and can_ocr:
-            textpage = _ocr_textpage(pymupdf, page, options, warnings)
-            if textpage is not None:
-                return _text_blocks(pymupdf, page, textpage), True
-            can_ocr = False  # reported; fall back to the text layer
+        """(blocks, engine): blocks as (text, bbox) pairs, and the OCR engine's name when
+        OCR read them; blocks None when the page needs OCR."""
+        engine = options.engine()
+        if options.ocr == "force" and engine:
+            blocks = _ocr(pymupdf, page, engine, options, warnings)
+            if blocks is not None:
+                return blocks, engine.name
+            engine = None  # reported; fall back to the text layer
         blocks = _text_blocks(pymupdf, page)
         if blocks or not _has_images(page):
-            return blocks, False
-        if not can_ocr:
-            return None, False
-        textpage = _ocr_textpage(pymupdf, page, options, warnings)
-        if textpage is None:
-            return None, False
-        return _text_blocks(pymupdf, page, textpage), True
+            return blocks, None
+        if not engine:
+            return None, None
+        blocks = _ocr(pymupdf, page, engine, options, warnings)
+        return (None, None) if blocks is None else (blocks, engine.name)
+
+
+def _ocr(pymupdf, page, engine, options: ExtractOptions, warnings: list[str]):
+    from doctagger.ocr import read_page
+
+    try:
+        return read_page(pymupdf, page, engine, dpi=options.ocr_dpi,
+                         language=options.ocr_language, max_image_mb=options.max_image_mb,
+                         threads=options.ocr_threads, warnings=warnings)
+    except Exception as exc:
+        warnings.append(f"page {page.number + 1}: OCR ({engine.name}) failed: {one_line(exc)}")
+        return None
 
 
 def _text_blocks(pymupdf, page, textpage=None) -> list[tuple]:
@@ -321,60 +346,19 @@ def _has_images(page) -> bool:
         return False
 
 
-def _ocr_textpage(pymupdf, page, options: ExtractOptions, warnings: list[str]):
-    """OCR the whole page; the rendering is kept under --max-image-mb by lowering the
-    resolution (reported), and skipped (reported) when even 50 dpi would not fit."""
-    dpi = options.ocr_dpi
-    rect = page.rect
-    area = max(rect.width, 1.0) * max(rect.height, 1.0)  # points²
-    if options.max_image_mb:
-        limit = options.max_image_mb * 1024 * 1024 / 3  # RGB pixels
-        if area * (dpi / 72) ** 2 > limit:
-            fit = int(72 * (limit / area) ** 0.5)
-            if fit < 50:
-                warnings.append(f"page {page.number + 1} not OCRed: its image would pass "
-                                f"--max-image-mb {options.max_image_mb:g} even at 50 dpi")
-                return None
-            warnings.append(f"page {page.number + 1} OCRed at {fit} dpi instead of {dpi} to "
-                            f"stay under --max-image-mb {options.max_image_mb:g}")
-            dpi = fit
-    try:
-        with _quiet_stderr():  # Tesseract prints its own notes ("Line cannot be recognized")
-            return page.get_textpage_ocr(flags=pymupdf.TEXTFLAGS_BLOCKS, dpi=dpi, full=True,
-                                         language=options.ocr_language,
-                                         tessdata=options.tessdata)
-    except Exception as exc:
-        warnings.append(f"page {page.number + 1}: OCR failed: {one_line(exc)}")
-        return None
-
-
-@contextlib.contextmanager
-def _quiet_stderr():
-    """Send file descriptor 2 to /dev/null for the duration (C libraries write there)."""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError, AttributeError):
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 def _needs_ocr_reason(pages: list[int], count: int, options: ExtractOptions) -> str:
     listed = ", ".join(map(str, pages[:10])) + (", …" if len(pages) > 10 else "")
     what = (f"page {listed} has" if len(pages) == 1
             else f"{len(pages)} of {count} pages ({listed}) have")
     if options.ocr == "off":
         return f"{what} no text layer and {OCR_OFF}; run with --ocr auto"
-    if not options.tessdata:
-        return f"{what} no text layer and {OCR_MISSING}: {TESSERACT_HINT}"
+    if not options.engine():
+        from doctagger.ocr import NO_ENGINE_HINT
+
+        why = options.ocr_unavailable or NO_ENGINE_HINT
+        if why == NO_ENGINE_HINT:
+            return f"{what} no text layer and {OCR_MISSING}: {why}"
+        return f"{what} no text layer and cannot be OCRed: {why}"
     return f"{what} no text layer and could not be OCRed (see the warnings)"
 
 
@@ -437,34 +421,3 @@ def supported_suffixes() -> list[str]:
     from doctagger import plugins
 
     return sorted({s for e in plugins.extractors() for s in getattr(e, "suffixes", ())})
-
-
-def find_tessdata(language: str = "eng") -> str | None:
-    """Tesseract's language folder when Tesseract and ``language`` are installed, else
-    None. Honours TESSDATA_PREFIX; does not import PyMuPDF."""
-    import glob
-    import shutil
-    import subprocess
-
-    candidates = []
-    if os.environ.get("TESSDATA_PREFIX"):
-        candidates.append(os.environ["TESSDATA_PREFIX"])
-    exe = shutil.which("tesseract")
-    if exe:
-        try:
-            out = subprocess.run([exe, "--list-langs"], capture_output=True, text=True,
-                                 timeout=20).stdout
-            found = re.search(r'List of available languages in "(.+?)"', out)
-            if found:
-                candidates.append(found.group(1))
-        except (OSError, subprocess.SubprocessError):
-            pass
-    candidates += sorted(glob.glob("/usr/share/tesseract-ocr/*/tessdata"), reverse=True)
-    candidates += ["/usr/share/tessdata", "/usr/local/share/tessdata",
-                   "/opt/homebrew/share/tessdata"]
-    langs = [lang for lang in language.split("+") if lang]
-    for folder in candidates:
-        if folder and all(os.path.isfile(os.path.join(folder, f"{lang}.traineddata"))
-                          for lang in langs):
-            return folder
-    return None

@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 from doctagger.chunking import DEFAULT_CHUNK_TOKENS, check_chunk_tokens
 from doctagger.errors import InvalidInputError, NotFoundError
-from doctagger.extractors import (OCR_MISSING, OCR_MODES, OCR_OFF, TESSERACT_HINT,
-                                  ExtractOptions, extractor_for, find_tessdata, one_line,
-                                  supported_suffixes)
+from doctagger.extractors import (OCR_MISSING, OCR_MISSING_OLD, OCR_MODES, OCR_OFF,
+                                  ExtractOptions, extractor_for, one_line, supported_suffixes)
 from doctagger.ingest_store import reattach_labels, write_document  # noqa: F401 (API)
 from doctagger.ingest_workers import Extracted, Pool, process_file
+from doctagger.ocr import ENGINE_CHOICES, default_threads, resolve_engine
 
 if TYPE_CHECKING:
     from doctagger.index import Index
@@ -43,6 +43,7 @@ EXIT_SOME_FAILED = 3
 @dataclass
 class IngestOptions:
     ocr: str = "auto"
+    ocr_engine: str = "auto"  # auto | rapidocr | tesseract (doctagger.ocr)
     ocr_language: str = "eng"
     ocr_dpi: int = 300
     passwords: tuple[str, ...] = ()
@@ -90,6 +91,7 @@ class Summary:
     labels_orphaned: int = 0
     seconds: float = 0.0
     workers: int = 0
+    ocr_engine: str | None = None  # the engine that OCRs pages in this run, if any
     hint: str | None = None
     results: list[FileResult] = field(default_factory=list)
 
@@ -272,15 +274,19 @@ def _unchanged(row: dict, key: str) -> FileResult:
     return FileResult(key, "unchanged", row["status"], row["error"], document_id=row["id"])
 
 
-def _retry_rule(options: IngestOptions, tessdata: str | None) -> Callable[[dict], bool]:
+#: phrases of the needs_ocr reasons that an engine available now may fix
+_OCR_RETRY = (OCR_OFF, OCR_MISSING, OCR_MISSING_OLD, "cannot be OCRed:")
+
+
+def _retry_rule(options: IngestOptions, engine) -> Callable[[dict], bool]:
     """Which unchanged files that were not stored fully are worth another try: encrypted
     ones when passwords are given, and those that waited for OCR when OCR is possible now.
     Broken files are not retried (their content has not changed); --force retries all."""
     def retry(row: dict) -> bool:
         if row["status"] == "encrypted":
             return bool(options.passwords)
-        if row["status"] == "needs_ocr" and tessdata and options.ocr != "off":
-            return any(why in (row["error"] or "") for why in (OCR_OFF, OCR_MISSING))
+        if row["status"] == "needs_ocr" and engine and options.ocr != "off":
+            return any(why in (row["error"] or "") for why in _OCR_RETRY)
         return False
     return retry
 
@@ -339,10 +345,15 @@ def ingest(index: Index, paths: Iterable[str | os.PathLike], options: IngestOpti
     if options.ocr not in OCR_MODES:
         raise InvalidInputError(f"--ocr must be one of {', '.join(OCR_MODES)}")
     chunk_tokens = check_chunk_tokens(options.chunk_tokens)
-    tessdata = find_tessdata(options.ocr_language) if options.ocr != "off" else None
-    if options.ocr == "force" and not tessdata:
-        raise InvalidInputError(f"--ocr force needs Tesseract with the '{options.ocr_language}' "
-                                f"language data: {TESSERACT_HINT}")
+    engine, unavailable = None, None
+    if options.ocr != "off":
+        engine, unavailable = resolve_engine(options.ocr_engine, options.ocr_language)
+    elif options.ocr_engine not in ENGINE_CHOICES:
+        raise InvalidInputError(f"--ocr-engine must be one of {', '.join(ENGINE_CHOICES)}")
+    if options.ocr == "force" and not engine:
+        raise InvalidInputError(f"--ocr force needs an OCR engine: {unavailable}")
+    if options.ocr_engine != "auto" and not engine and options.ocr != "off":
+        raise InvalidInputError(f"--ocr-engine {options.ocr_engine}: {unavailable}")
     files = discover(paths, skip=[index.path])
     pool = None
     if files and worker_count(options) and index.scalar("select 1 from documents limit 1") is None:
@@ -350,16 +361,21 @@ def ingest(index: Index, paths: Iterable[str | os.PathLike], options: IngestOpti
         # PyMuPDF and the tokenizer while this process hashes the files.
         pool = Pool(min(worker_count(options), len(files)), options.max_seconds)
     try:  # whatever happens from here on, no worker outlives the run
-        jobs, done = _decide(index, files, options.force, _retry_rule(options, tessdata))
+        jobs, done = _decide(index, files, options.force, _retry_rule(options, engine))
         summary = Summary()
         for result in done:
             summary.add(result)
+        summary.workers = min(worker_count(options), len(jobs))
+        summary.ocr_engine = engine.name if engine else None
         xopts = ExtractOptions(ocr=options.ocr, ocr_language=options.ocr_language,
-                               ocr_dpi=options.ocr_dpi, tessdata=tessdata,
+                               ocr_dpi=options.ocr_dpi,
+                               tessdata=engine.tessdata if engine else None,
+                               ocr_engine=engine.name if engine else None,
+                               ocr_threads=default_threads(max(1, summary.workers)),
+                               ocr_unavailable=unavailable,
                                passwords=tuple(options.passwords), max_pages=options.max_pages,
                                max_seconds=options.max_seconds,
                                max_image_mb=options.max_image_mb)
-        summary.workers = min(worker_count(options), len(jobs))
         if pool is not None and not summary.workers:
             pool.close(kill=True)
             pool = None
@@ -378,9 +394,9 @@ def ingest(index: Index, paths: Iterable[str | os.PathLike], options: IngestOpti
             pool.close(kill=True)
     _settle_duplicates(summary)
     waiting = sum(1 for r in summary.results if r.status == "needs_ocr")
-    if waiting and options.ocr != "off" and not tessdata:
+    if waiting and options.ocr != "off" and not engine:
         summary.hint = (f"{waiting} document{'s' if waiting > 1 else ''} "
-                        f"need{'s' if waiting == 1 else ''} OCR: {TESSERACT_HINT}")
+                        f"need{'s' if waiting == 1 else ''} OCR: {unavailable}")
     summary.results.sort(key=lambda r: r.path)
     summary.seconds = round(time.monotonic() - started, 3)
     return summary

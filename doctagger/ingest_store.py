@@ -52,9 +52,11 @@ def write_document(index: Index, fields: dict, ex: Extracted,
             conn.execute("delete from pages where document_id = ?", [document_id])
             same = _same_chunks(index, document_id, ex.chunks)
         conn.executemany(
-            "insert into pages (document_id, page, text, width, height, ocr) "
-            "values (?, ?, ?, ?, ?, ?)",
-            [(document_id, p.number, p.text, p.width, p.height, int(p.ocr)) for p in ex.pages])
+            "insert into pages (document_id, page, text, width, height, ocr, ocr_engine) "
+            "values (?, ?, ?, ?, ?, ?, ?)",
+            [(document_id, p.number, p.text, p.width, p.height, int(p.ocr),
+              getattr(p, "ocr_engine", None) or ("unknown" if p.ocr else None))
+             for p in ex.pages])
         if not same:
             before = 0
             if not new:

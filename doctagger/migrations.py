@@ -218,3 +218,12 @@ def m003_prediction_scores(db):
     # none): document-level roll-ups aggregate them, and 'label --strategy uncertain'
     # explains a stored prediction by its margin.
     db.execute("ALTER TABLE predictions ADD COLUMN scores TEXT")
+
+
+@migrations()
+def m004_page_ocr_engine(db):
+    # Which OCR engine read a page ('rapidocr', 'tesseract'; NULL when the page's own text
+    # layer was read). Pages OCRed before this column existed were read by Tesseract, the
+    # only engine then.
+    db.execute("ALTER TABLE pages ADD COLUMN ocr_engine TEXT")
+    db.execute("UPDATE pages SET ocr_engine = 'tesseract' WHERE ocr = 1")

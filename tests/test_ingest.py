@@ -16,14 +16,9 @@ from pathlib import Path
 import pytest
 
 from doctagger import ingest as ingest_module
-from doctagger.extractors import ExtractionError, ExtractOptions, find_tessdata
+from doctagger.extractors import ExtractionError, ExtractOptions
 from doctagger.hookspecs import hookimpl
 from doctagger.index import Index, text_hash
-
-HAS_TESSERACT = find_tessdata() is not None
-needs_tesseract = pytest.mark.skipif(
-    not HAS_TESSERACT, reason="Tesseract is not installed (apt-get install tesseract-ocr)")
-
 
 # -- making documents ----------------------------------------------------------------
 def pymupdf():
@@ -513,72 +508,6 @@ def check_consistent(db_file) -> int:
         fts = db.execute("select count(*) from chunks_fts").fetchone()[0]
         assert fts == db.execute("select count(*) from chunks").fetchone()[0]
     return len(docs)
-
-
-# -- OCR -----------------------------------------------------------------------------
-@needs_tesseract
-def test_scanned_page_is_ocred(invoke, tmp_path, index_path):
-    make_scanned_pdf(tmp_path / "scan.pdf")
-    result, data = ingest_json(invoke, tmp_path / "scan.pdf")
-    assert result.exit_code == 0, result.output
-    assert data["results"][0]["ocr_pages"] == 1 and data["ocr_pages"] == 1
-    with Index(index_path) as index:
-        doc = index.document("scan.pdf")
-        assert doc["ocr_pages"] == 1
-        text = index.chunks(doc["id"])[0]["text"]
-        assert index.one("select ocr from pages where document_id = ?", [doc["id"]])["ocr"] == 1
-    assert "4711" in text and "Lisbon" in text
-    found = invoke("search", "Lisbon")
-    assert "scan.pdf" in found.output
-
-
-@needs_tesseract
-def test_ocr_resolution_is_lowered_to_fit_the_image_limit(invoke, tmp_path):
-    make_scanned_pdf(tmp_path / "scan.pdf")
-    # 400x120 pt at 300 dpi is 6 MB as RGB; 2 MB allows about 170 dpi
-    result, data = ingest_json(invoke, tmp_path / "scan.pdf", "--max-image-mb", "2")
-    assert result.exit_code == 0
-    warning = data["results"][0]["warnings"][0]
-    assert warning.startswith("page 1 OCRed at ") and "--max-image-mb 2" in warning
-    text = invoke("ingest", tmp_path / "scan.pdf", "--force", "--max-image-mb", "2")
-    assert "warning    " in text.output and "--max-image-mb 2" in text.output
-
-
-def test_without_tesseract_a_scan_needs_ocr_with_one_hint(invoke, tmp_path, monkeypatch,
-                                                          index_path):
-    monkeypatch.setattr(ingest_module, "find_tessdata", lambda language="eng": None)
-    make_scanned_pdf(tmp_path / "scan1.pdf")
-    make_scanned_pdf(tmp_path / "scan2.pdf", text="Another scanned page")
-    result = invoke("ingest", tmp_path)
-    assert result.exit_code == 3
-    assert result.output.count("Hint: 2 documents need OCR: install Tesseract") == 1
-    assert "sudo apt-get install tesseract-ocr" in result.output
-    with Index(index_path) as index:
-        row = index.document("scan1.pdf")
-    assert row["status"] == "needs_ocr"
-    assert row["error"].startswith("page 1 has no text layer and Tesseract is not installed")
-    monkeypatch.setattr(ingest_module, "find_tessdata", find_tessdata)
-    if HAS_TESSERACT:  # now installed: retried without --force
-        result, data = ingest_json(invoke, tmp_path)
-        assert result.exit_code == 0
-        assert {r["action"] for r in data["results"]} == {"reextracted"}, data["results"]
-
-
-def test_ocr_off_leaves_scans_waiting(invoke, tmp_path):
-    make_scanned_pdf(tmp_path / "scan.pdf")
-    result, data = ingest_json(invoke, tmp_path / "scan.pdf", "--ocr", "off")
-    assert result.exit_code == 3
-    assert data["results"][0]["error"] == ("page 1 has no text layer and OCR is off; run with "
-                                           "--ocr auto")
-    assert data["hint"] is None
-
-
-def test_ocr_force_needs_tesseract(invoke, tmp_path, monkeypatch):
-    monkeypatch.setattr(ingest_module, "find_tessdata", lambda language="eng": None)
-    make_pdf(tmp_path / "a.pdf", [["text"]])
-    result = invoke("ingest", tmp_path / "a.pdf", "--ocr", "force")
-    assert result.exit_code == 1
-    assert "Error: --ocr force needs Tesseract with the 'eng' language data" in result.output
 
 
 # -- other formats and imported texts --------------------------------------------------

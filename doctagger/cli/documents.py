@@ -164,11 +164,14 @@ def docs(failed, tags, entities, min_score, limit, json_):
         where.append(cond)
         params += cond_params
     sql = ("select d.id, d.path, d.title, d.author, d.pages, d.chunk_count as chunks, d.status, "
-           "d.error, d.sha256, d.source, d.ingested_at from documents d where "
+           "d.error, d.sha256, d.source, d.ingested_at, d.ocr_pages, "
+           f"{_OCR_PAGES_SQL} as ocr from documents d where "
            + " and ".join(where) + " order by d.path")
     if limit:
         sql += f" limit {int(limit)}"
     rows = index.query(sql, params)
+    for row in rows:
+        row["ocr"] = json.loads(row["ocr"] or "[]")
     if json_:
         echo_json(rows)
         return
@@ -177,6 +180,12 @@ def docs(failed, tags, entities, min_score, limit, json_):
         return
     columns = ["id", "status", "pages", "chunks", "path"] + (["error"] if failed else ["title"])
     echo_table(rows, columns, widths={"path": 60, "title": 40, "error": 80})
+
+
+#: a document's OCRed pages as JSON [{"page": 2, "engine": "rapidocr"}, ...]
+_OCR_PAGES_SQL = ("(select json_group_array(json_object('page', p.page, 'engine', "
+                  "p.ocr_engine)) from (select page, ocr_engine from pages where document_id "
+                  "= d.id and ocr = 1 order by page) p)")
 
 
 @click.command()
@@ -196,6 +205,8 @@ def show(doc, full_text, json_):
     """
     index = get_index()
     row = index.document(doc)
+    row["ocr"] = json.loads(index.scalar(
+        f"select {_OCR_PAGES_SQL} from documents d where d.id = ?", [row["id"]]) or "[]")
     chunks = index.chunks(row["id"])
     labels = index.query(
         "select t.name as task, l.target, l.chunk_id, l.value, l.source, l.updated_at "
@@ -226,6 +237,13 @@ def show(doc, full_text, json_):
                 "ocr_pages", "ingested_at"):
         if row.get(key) not in (None, ""):
             click.echo(f"{key + ':':13} {row[key]}")
+        if key == "ocr_pages" and row["ocr"]:
+            engines: dict[str, list] = {}
+            for p in row["ocr"]:
+                engines.setdefault(p["engine"] or "unknown", []).append(str(p["page"]))
+            click.echo(f"{'OCR:':13} " + "; ".join(
+                f"page{'s' if len(pages) > 1 else ''} {', '.join(pages)} read by {engine}"
+                for engine, pages in engines.items()))
     if tags:
         click.echo("\nTags:")
         for t in tags:

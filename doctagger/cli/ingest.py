@@ -12,10 +12,16 @@ from doctagger.cli.common import echo_json, get_index, is_tty, json_option
                 type=click.Path(exists=True, path_type=str))
 @click.option("--ocr", type=click.Choice(["auto", "off", "force"]), default="auto",
               show_default=True,
-              help="auto: OCR pages that have no text layer (needs Tesseract); off: never; "
+              help="auto: OCR pages that have no text layer; off: never; "
                    "force: OCR every page, ignoring the text layer.")
+@click.option("--ocr-engine", type=click.Choice(["auto", "rapidocr", "tesseract"]),
+              default="auto", show_default=True,
+              help="rapidocr: installed with doctagger (English, French, Chinese); "
+                   "tesseract: the system's, for the languages it has; auto: RapidOCR "
+                   "where it reads the language (measured better), else Tesseract.")
 @click.option("--ocr-language", default="eng", show_default=True, metavar="LANG",
-              help="Tesseract language(s) for OCR, e.g. 'eng' or 'deu+eng'.")
+              help="Language(s) of the scanned pages as Tesseract codes, e.g. 'eng' or "
+                   "'deu+eng'.")
 @click.option("--ocr-dpi", type=click.IntRange(72, 600), default=300, show_default=True,
               help="Resolution pages are rendered at for OCR; 200 is about twice as fast "
                    "and usually enough for 10-point text.")
@@ -37,7 +43,7 @@ from doctagger.cli.common import echo_json, get_index, is_tty, json_option
               help="Largest page image rendered for OCR; a larger page is OCRed at a lower "
                    "resolution, and this is reported.")
 @json_option
-def ingest(paths, ocr, ocr_language, ocr_dpi, passwords, workers, force, chunk_tokens, max_pages,
+def ingest(paths, ocr, ocr_engine, ocr_language, ocr_dpi, passwords, workers, force, chunk_tokens, max_pages,
            max_seconds, max_image_mb, json_):
     """Extract text from PDFs (and EPUB, XPS, FB2, MOBI, CBZ, SVG, TXT, Markdown) in files
     or folders, recursively; chunk it and store it in the index.
@@ -64,7 +70,7 @@ def ingest(paths, ocr, ocr_language, ocr_dpi, passwords, workers, force, chunk_t
     from doctagger.ingest import IngestOptions
     from doctagger.ingest import ingest as run_ingest
 
-    options = IngestOptions(ocr=ocr, ocr_language=ocr_language, ocr_dpi=ocr_dpi,
+    options = IngestOptions(ocr=ocr, ocr_engine=ocr_engine, ocr_language=ocr_language, ocr_dpi=ocr_dpi,
                             passwords=passwords, workers=workers, force=force,
                             chunk_tokens=chunk_tokens, max_pages=max_pages,
                             max_seconds=max_seconds, max_image_mb=max_image_mb)
@@ -131,9 +137,10 @@ def _print_summary(summary) -> None:
     per_second = summary.pages / summary.seconds if summary.seconds else 0.0
     rate = (f", {per_second:.{1 if per_second < 10 else 0}f} pages/s"
             if summary.seconds and summary.pages else "")
+    ocred = (f" ({summary.ocr_pages} OCRed by {summary.ocr_engine})"
+             if summary.ocr_pages else "")
     click.echo(f"{summary.files} file{'s' if summary.files != 1 else ''}: {counts}, "
-               f"{summary.failed} failed. {summary.pages} pages"
-               f"{f' ({summary.ocr_pages} OCRed)' if summary.ocr_pages else ''}, "
+               f"{summary.failed} failed. {summary.pages} pages{ocred}, "
                f"{summary.chunks} chunks in {summary.seconds:.1f} s{rate}.")
     if summary.labels_reattached or summary.labels_orphaned:
         click.echo(f"Labels: {summary.labels_reattached} re-attached to changed documents, "
