@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from doctagger import registry
+from doctagger.document_predictions import reads_documents
 from doctagger.errors import ImportFormatError, InvalidInputError, InvalidLabelError, \
     NotFoundError
 from doctagger.index import Index, now, text_hash
@@ -130,17 +131,25 @@ def rolls_up(task: Task, task_type) -> bool:
     return task.level == "document" and getattr(task_type, "value_kind", "class") != "spans"
 
 
-def predict_examples(task: Task, task_type, predictor, examples: list[Example]) -> list:
+def predict_examples(task: Task, task_type, predictor, examples: list[Example], *,
+                     whole_documents: bool = False) -> list:
     """One Prediction per example. Chunk-level tasks (and NER): ``predict`` on the texts.
     Document-level classification: ``predict`` on each document's chunks, then the task
     type's ``rollup`` into document tags, as ``tag`` does; the top tag is the predicted
-    label (every tag, for multi-label). So ``eval`` measures what ``tag`` writes."""
+    label (every tag, for multi-label). So ``eval`` measures what ``tag`` writes.
+    ``whole_documents``: the version predicts a document as one text
+    (doctagger.document_predictions), as ``tag`` then does."""
     from doctagger.tasktypes import ChunkPrediction, Prediction
 
     if not rolls_up(task, task_type):
         return predict_all(predictor, [ex.text for ex in examples])
     parts = [[p for p in (ex.parts or [ex.text]) if p and p.strip()] or [ex.text or " "]
              for ex in examples]
+    if whole_documents:
+        import torch
+
+        with torch.inference_mode():
+            return list(predictor.predict_documents(parts))
     flat = predict_all(predictor, [p for doc in parts for p in doc])
     out, at = [], 0
     for doc in parts:
@@ -199,7 +208,8 @@ def evaluate_version(index: Index, task_name: str, version=None, *, file=None,
         source, name = "held-out", "heldout"
     started = time.monotonic()
     predictor = task_type.load(task, folder)
-    predictions = predict_examples(task, task_type, predictor, gold)
+    predictions = predict_examples(task, task_type, predictor, gold,
+                                   whole_documents=reads_documents(task, record))
     metrics = task_type.evaluate(task, gold, predictions)
     result = {"task": task.name, "version": record["version"], "source": source,
               "examples": len(gold), "metrics": metrics,

@@ -65,6 +65,8 @@ def write_document(index: Index, fields: dict, ex: Extracted,
                                       [document_id])
                 conn.execute("delete from chunks where document_id = ?", [document_id])
                 conn.execute("delete from document_tags where document_id = ?", [document_id])
+                conn.execute("delete from document_predictions where document_id = ?",
+                             [document_id])
             conn.executemany(
                 "insert into chunks (document_id, seq, text, page, page_end, char_start, "
                 "char_end, bbox, tokens, text_hash) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

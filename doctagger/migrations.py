@@ -227,3 +227,21 @@ def m004_page_ocr_engine(db):
     # only engine then.
     db.execute("ALTER TABLE pages ADD COLUMN ocr_engine TEXT")
     db.execute("UPDATE pages SET ocr_engine = 'tesseract' WHERE ocr = 1")
+
+
+@migrations()
+def m005_document_predictions(db):
+    # A model that reads a whole document (doctagger.document_predictions) predicts it as
+    # one text; its document tags come from this prediction, not from a roll-up of chunks.
+    db.execute("""
+        CREATE TABLE document_predictions (
+            id INTEGER PRIMARY KEY,
+            task_id INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+            model_id INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,
+            document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+            value TEXT NOT NULL,            -- JSON
+            score REAL NOT NULL,
+            scores TEXT,                    -- JSON {label: probability}
+            created_at TEXT NOT NULL,
+            UNIQUE (model_id, document_id)
+        )""")

@@ -13,6 +13,7 @@ import json
 from collections import defaultdict
 from typing import TYPE_CHECKING, Iterable
 
+from doctagger.document_predictions import read as read_document_prediction
 from doctagger.predictions import stored_prediction
 from doctagger.tasktypes import ChunkPrediction, DocumentTag, Prediction, Task
 
@@ -64,7 +65,12 @@ def rollup_documents(index: Index, task: Task, task_type, model_id: int,
         computed = []
         for document_id in group:
             items = document_predictions(index, model_id, document_id, reviewed_out=chunk_level)
-            tags = rollup(task, task_type, items) if items else []
+            whole = None if chunk_level else read_document_prediction(index, model_id,
+                                                                      document_id)
+            if whole is not None and items:
+                tags = from_document_prediction(task, whole, items)
+            else:
+                tags = rollup(task, task_type, items) if items else []
             if min_score is not None:
                 tags = [t for t in tags if float(t.score) >= min_score]
             pages = {c.chunk_id: c.page for c in items}
@@ -102,6 +108,28 @@ def _tag_row(task: Task, model_id: int, document_id: int, tag: DocumentTag,
             "label": str(tag.label), "score": round(float(tag.score), 6),
             "chunks": json.dumps(chunk_ids), "pages": json.dumps(tag_pages),
             "extra": json.dumps(tag.extra or {}, ensure_ascii=False), "created_at": stamp}
+
+
+def from_document_prediction(task: Task, prediction: Prediction, items: list[ChunkPrediction],
+                             top: int = TOP_CHUNKS) -> list[DocumentTag]:
+    """The tags of a document that its model predicted as a whole text
+    (doctagger.document_predictions): the label(s) it predicted, with that prediction's
+    score; the support is the ``top`` chunks with the highest probability of the label."""
+    value = prediction.value
+    labels = value if isinstance(value, list) else [value]
+    scores = prediction.scores or {}
+    tags = []
+    for label in labels:
+        if label is None:
+            continue
+        ranked = sorted(items, key=lambda i: (-_label_probabilities(task, i.prediction).get(
+            str(label), 0.0), i.chunk_id))
+        score = float(scores.get(str(label), prediction.score))
+        tags.append(DocumentTag(label=str(label), score=score,
+                                chunk_ids=[i.chunk_id for i in ranked[:top]],
+                                extra={"aggregate": "document prediction", "chunks": len(items)}))
+    tags.sort(key=lambda t: (-t.score, t.label))
+    return tags
 
 
 def _label_probabilities(task: Task, prediction: Prediction) -> dict[str, float]:

@@ -32,6 +32,9 @@ import os
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+from doctagger.document_predictions import missing as missing_documents
+from doctagger.document_predictions import predict_and_store as predict_documents
+from doctagger.document_predictions import reads_documents
 from doctagger.errors import NotFoundError, PluginError
 from doctagger.predictions import (is_score, label_value, predict, prediction_problem,  # noqa: F401
                                    predictor_of, stored_prediction, value_problem)
@@ -261,8 +264,25 @@ def tag_task(index: Index, task_name: str, *, version: int | str | None = None,
                "model_id": model["id"],
                "chunks": 0, "repeated_texts": 0, "documents": 0, "document_tags": 0,
                "review": 0, "review_labelled": 0,
-               "untagged_documents": 0, "min_score": min_score, "to_tag": to_tag}
-    def roll(documents):
+               "untagged_documents": 0, "min_score": min_score, "to_tag": to_tag,
+               "documents_predicted": 0}
+    whole = reads_documents(task, model)  # the model predicts documents as whole texts
+    loaded: dict = {}
+
+    def get_predictor():
+        if "predictor" not in loaded:
+            loaded["predictor"] = load_predictor(index, task, task_type, model)
+        return loaded["predictor"]
+
+    def roll(documents, fresh: bool = False):
+        """Roll documents up into tags; ``fresh``: their chunks were predicted just now, so
+        a whole-document prediction is made again too (else only where one is missing)."""
+        if whole:
+            todo = sorted(documents) if fresh else missing_documents(index, model["id"],
+                                                                     documents)
+            if todo:
+                summary["documents_predicted"] += predict_documents(
+                    index, task, task_type, model["id"], todo, get_predictor)
         rolled = rollup_documents(index, task, task_type, model["id"], sorted(documents),
                                   min_score=min_score)
         summary["documents"] += len(documents)
@@ -277,7 +297,7 @@ def tag_task(index: Index, task_name: str, *, version: int | str | None = None,
         old.unlink(missing_ok=True)
     if to_tag:
         clock = time.monotonic()
-        predictor = load_predictor(index, task, task_type, model)
+        predictor = get_predictor()
         summary["load_seconds"] = round(time.monotonic() - clock, 2)
         predict_seconds = 0.0
         cache = PredictionCache(task_type=task_type, task=task)  # checks what it predicts
@@ -297,9 +317,9 @@ def tag_task(index: Index, task_name: str, *, version: int | str | None = None,
                     progress(len(batch))
             documents = {r["document_id"] for r in page} | ({carry} if carry else set())
             carry = page[-1]["document_id"]
-            roll(documents - {carry})
+            roll(documents - {carry}, fresh=True)
         if carry is not None:
-            roll({carry})
+            roll({carry}, fresh=True)
         summary["repeated_texts"] = cache.hits  # chunks whose text was predicted already
         summary["runtime"] = str(getattr(predictor, "runtime", "") or "") or None
         summary["predict_seconds"] = round(predict_seconds, 2)

@@ -138,36 +138,108 @@ def held_out_scores(task: Task, predictor, evaluation: list[Example],
     return scores
 
 
+#: seconds a head may spend embedding its training texts once more to try another reading
+#: (head.READINGS): this, plus READING_SECONDS_PER_TEXT for each training text
+READING_BUDGET_SECONDS = 120.0
+READING_SECONDS_PER_TEXT = 0.5
+
+
+def _readings(options) -> list[tuple[str, int]]:
+    """The readings to try: the user's --max-length alone (as windows), else every one."""
+    from doctagger_classification import head
+
+    if options.max_length:
+        return [("windows", int(options.max_length))]
+    return list(head.READINGS)
+
+
+def _token_count(tokenizer, texts, cap: int | None = None) -> int:
+    counts = [len(ids) for ids in tokenizer(list(texts), add_special_tokens=True,
+                                            truncation=False)["input_ids"]]
+    return sum(min(n, cap) if cap else n for n in counts)
+
+
 def _train_head(task, train_texts, train_values, options, folder: Path, base: str, say,
-                groups=None):
+                groups=None, whole_documents: bool = False):
+    """The head, with the reading (head.READINGS) and C the user's data choose by
+    cross-validated macro-F1 (single-label; multi-label keeps the first reading). A reading
+    whose embedding would pass the time budget is skipped and said so."""
+    import numpy as np
+
     from doctagger_classification import head
     from doctagger_classification.encoder import Encoder
 
     started = time.perf_counter()
-    max_length = int(options.max_length or head.MAX_LENGTH)
-    say(f"head: embedding {len(train_texts)} texts with the frozen encoder")
-    encoder = Encoder(base, max_length=max_length)
-    x = encoder.embed(train_texts)
-    weight, bias, fit_info = head.fit(x, values.encode(task, train_values),
-                                      n_labels=len(task.labels), multi_label=task.multi_label,
-                                      seed=int(options.seed))
+    targets = values.encode(task, train_values)
+    readings = _readings(options)
+    if task.multi_label:
+        readings = readings[:1]
+    budget = READING_BUDGET_SECONDS + READING_SECONDS_PER_TEXT * len(train_texts)
+    tried: dict[str, dict] = {}
+    best = None
+    rate = None  # tokens a second, measured on the first reading
+    for long_texts, max_length in readings:
+        name = f"{'first' if long_texts == 'truncate' else 'windows'}-{max_length}"
+        encoder = Encoder(base, max_length=max_length, long_texts=long_texts)
+        cap = encoder.max_length if long_texts == "truncate" else None
+        tokens = _token_count(encoder.tokenizer, train_texts, cap)
+        if rate and best is not None:
+            estimate = tokens / rate
+            if estimate > budget:
+                tried[name] = {"skipped": f"would take about {estimate:.0f} s to embed "
+                                          f"(budget {budget:.0f} s)"}
+                say(f"head: {name} skipped: embedding would take about {estimate:.0f} s")
+                continue
+        say(f"head: embedding {len(train_texts)} texts with the frozen encoder ({name})")
+        clock = time.perf_counter()
+        x = encoder.embed(train_texts)
+        seconds = time.perf_counter() - clock
+        rate = rate or tokens / max(seconds, 1e-3)
+        entry = {"embed_seconds": round(seconds, 2)}
+        score = None
+        if not task.multi_label:
+            c, score, folds = head.cross_validated(np.asarray(x, dtype=np.float32),
+                                                   np.asarray(targets, dtype=int),
+                                                   int(options.seed))
+            entry.update(C=c, cv_macro_f1=score, folds=folds)
+            if score is not None:
+                say(f"head: {name} cross-validated macro-F1 {score:.3f} (C={c:g})")
+        tried[name] = entry
+        if best is None or (score is not None and score > best["score"] + 1e-9):
+            best = {"name": name, "long_texts": long_texts, "encoder": encoder, "x": x,
+                    "score": score if score is not None else -1.0, "entry": entry}
+    encoder, x = best["encoder"], best["x"]
+    chosen_c = None
+    if "C" in best["entry"]:
+        chosen_c = (best["entry"]["C"], f"{best['entry']['folds']}-fold cross-validation"
+                    if best["entry"]["folds"] else "default")
+    weight, bias, fit_info = head.fit(x, targets, n_labels=len(task.labels),
+                                      multi_label=task.multi_label, seed=int(options.seed),
+                                      c=chosen_c)
+    reads_whole = whole_documents and best["long_texts"] == "truncate"
     head.save(folder, weight, bias, labels=task.labels, multi_label=task.multi_label,
               encoder=options.base_model, encoder_path=base, max_length=encoder.max_length,
-              info={k: fit_info[k] for k in ("C", "scale") if k in fit_info})
+              info={k: fit_info[k] for k in ("C", "scale") if k in fit_info},
+              long_texts=best["long_texts"], whole_documents=reads_whole)
     tuned = None
     if task.multi_label:
-        targets = values.encode(task, train_values)
         probs, folds = head.out_of_fold(x, targets, groups=groups, seed=int(options.seed))
         thresholds = multilabel.tune_thresholds(probs, targets)
         multilabel.save(folder, task.labels, thresholds, "out-of-fold" if folds else "default")
         tuned = {"on": "out-of-fold" if folds else "default", "examples": len(train_texts),
                  "folds": folds}
+    if len(tried) > 1:
+        say(f"head: reading {best['name']} chosen"
+            + (" (cross-validated macro-F1)" if best["score"] >= 0 else " (the default)"))
     return {"method": "head", "encoder_path": base, "device": encoder.device,
-            "max_length": encoder.max_length,
+            "max_length": encoder.max_length, "reading": best["name"],
+            "readings": tried,
             "hyperparameters": {"C": fit_info["C"], "C_chosen_by": fit_info["C_chosen_by"],
                                 **{k: fit_info[k] for k in ("scale", "scale_chosen_by")
                                    if k in fit_info},
-                                "class_weight": "balanced", "pooling": "mean"},
+                                "class_weight": "balanced", "pooling": "mean",
+                                "long_texts": best["long_texts"]},
+            **({"document_prediction": "whole text"} if reads_whole else {}),
             "train_seconds": round(time.perf_counter() - started, 2),
             **({"thresholds_tuned_on": tuned} if tuned else {})}
 
@@ -242,7 +314,8 @@ def train(task: Task, train_examples: list[Example], evaluation: list[Example],
         eval_texts, eval_vals, _ = expand(task, evaluation, how)
         if name == "head":
             info = _train_head(task, texts, vals, options, folder, base, say,
-                               groups=[_group(fit[i]) for i in owner])
+                               groups=[_group(fit[i]) for i in owner],
+                               whole_documents=task.level == "document" and how == "whole")
         else:
             say(f"finetune: {len(texts)} texts, base model {base}"
                 + (f"; {len(tune)} training examples held back to tune the thresholds on"

@@ -159,6 +159,10 @@ class HeadPredictor(_Base):
                                long_texts=config.get("long_texts", "windows"), device=device)
         self.weight = torch.from_numpy(weight)
         self.bias = torch.from_numpy(bias)
+        #: trained on whole documents read from their start (head.READINGS "truncate"): a
+        #: document is predicted as its whole text, as it was learned, not as the mean of
+        #: its chunks (doctagger.document_predictions)
+        self.whole_documents = bool(config.get("whole_documents"))
         self.batch_size = int(batch_size or default_batch(self.encoder.device))
         encoder = self.encoder
         self.fast, fast_name, reason = fast_version(
@@ -166,6 +170,13 @@ class HeadPredictor(_Base):
             lambda model, ids, mask: encoder._forward(ids, mask, model))
         self.runtime = ClassCheck(fast_name, rows="texts", multi_label=self.multi_label,
                                   thresholds=self.thresholds, reason=reason)
+
+    def document_probabilities(self, documents, batch_size: int | None = None):
+        if not self.whole_documents:
+            return super().document_probabilities(documents, batch_size)
+        # the text a document example holds (doctagger.labels: chunks joined by "\n")
+        return self.probabilities(["\n".join(parts or [""]) for parts in documents],
+                                  batch_size)
 
     def _head(self, x):
         import torch
