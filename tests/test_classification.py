@@ -584,3 +584,56 @@ def test_head_scores_are_calibrated_by_cross_validation():
     _, _, few = head.fit(x[[0, 1, 8, 9, 16, 17]], y[[0, 1, 8, 9, 16, 17]], n_labels=3,
                          multi_label=False)
     assert few["scale"] == 1.0 and few["scale_chosen_by"] == "none"
+
+
+def test_head_reading_is_chosen_by_cross_validation(task_type, bert, tmp_path):
+    """Short texts fit one window of either reading: one is embedded, the other is the
+    same and skipped; long texts are read both ways and the better cross-validated one is
+    kept, its scores recorded."""
+    result, _, _ = _train(task_type, _task(), _examples(), tmp_path / "short",
+                          _options(bert, method="head"))
+    readings = result.info["readings"]
+    assert result.info["reading"] == "first-256"
+    assert readings["first-256"]["cv_macro_f1"] is not None
+    assert readings["windows-128"]["skipped"].startswith("every training text fits one window")
+    examples = _examples(level="document")
+    for e in examples:  # documents longer than both windows
+        e.parts = e.parts + [" ".join(["filler words of every document"] * 60)]
+        e.text = "\n".join(e.parts)
+    result, out, _ = _train(task_type, _task(level="document"), examples, tmp_path / "long",
+                            _options(bert, method="head"))
+    readings = result.info["readings"]
+    assert set(readings) == {"first-256", "windows-128"}
+    assert all(r["cv_macro_f1"] is not None for r in readings.values())
+    chosen = result.info["reading"]
+    assert readings[chosen]["cv_macro_f1"] == max(r["cv_macro_f1"] for r in readings.values())
+    assert result.info["hyperparameters"]["C"] == readings[chosen]["C"]
+    whole = chosen == "first-256"
+    assert (result.info.get("document_prediction") == "whole text") == whole
+    assert json.loads((out / "head.json").read_text())["whole_documents"] == whole
+
+
+def test_a_whole_document_head_predicts_documents_as_one_text(task_type, bert, tmp_path,
+                                                              monkeypatch):
+    from doctagger_classification import methods
+
+    monkeypatch.setattr(methods, "READING_BUDGET_SECONDS", 0.0)
+    monkeypatch.setattr(methods, "READING_SECONDS_PER_TEXT", 0.0)
+    examples = _examples(level="document")
+    for e in examples:
+        e.parts = e.parts + [" ".join(["filler words of every document"] * 60)]
+        e.text = "\n".join(e.parts)
+    task = _task(level="document")
+    result, out, evaluation = _train(task_type, task, examples, tmp_path,
+                                     _options(bert, method="head"))
+    assert result.info["readings"]["windows-128"]["skipped"].startswith("would take about")
+    assert result.info["document_prediction"] == "whole text"
+    predictor = task_type.load(task, out)
+    parts = [e.parts for e in evaluation]
+    whole = predictor.document_probabilities(parts)
+    alone = predictor.probabilities(["\n".join(p) for p in parts])
+    import numpy as np
+
+    assert np.allclose(whole.numpy(), alone.numpy(), atol=1e-6)
+    chunk_mean = np.stack([predictor.probabilities(p).mean(0).numpy() for p in parts])
+    assert not np.allclose(whole.numpy(), chunk_mean, atol=1e-6)

@@ -153,10 +153,9 @@ def _readings(options) -> list[tuple[str, int]]:
     return list(head.READINGS)
 
 
-def _token_count(tokenizer, texts, cap: int | None = None) -> int:
-    counts = [len(ids) for ids in tokenizer(list(texts), add_special_tokens=True,
-                                            truncation=False)["input_ids"]]
-    return sum(min(n, cap) if cap else n for n in counts)
+def _token_counts(tokenizer, texts) -> list[int]:
+    return [len(ids) for ids in tokenizer(list(texts), add_special_tokens=True,
+                                          truncation=False)["input_ids"]]
 
 
 def _train_head(task, train_texts, train_values, options, folder: Path, base: str, say,
@@ -178,11 +177,20 @@ def _train_head(task, train_texts, train_values, options, folder: Path, base: st
     tried: dict[str, dict] = {}
     best = None
     rate = None  # tokens a second, measured on the first reading
+    counts = None
     for long_texts, max_length in readings:
         name = f"{'first' if long_texts == 'truncate' else 'windows'}-{max_length}"
         encoder = Encoder(base, max_length=max_length, long_texts=long_texts)
+        if counts is None:
+            counts = _token_counts(encoder.tokenizer, train_texts)
         cap = encoder.max_length if long_texts == "truncate" else None
-        tokens = _token_count(encoder.tokenizer, train_texts, cap)
+        tokens = sum(min(n, cap) if cap else n for n in counts)
+        if best is not None and max(counts, default=0) <= min(
+                encoder.max_length, best["encoder"].max_length):
+            # every text fits one window of both readings: the same embeddings
+            tried[name] = {"skipped": "every training text fits one window: the same "
+                                      f"embeddings as {best['name']}"}
+            continue
         if rate and best is not None:
             estimate = tokens / rate
             if estimate > budget:
