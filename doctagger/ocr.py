@@ -96,6 +96,8 @@ def resolve_engine(choice: str, language: str = "eng") -> tuple[Engine | None, s
 
 # -- in the worker processes ------------------------------------------------------------
 _RAPIDOCR = {}  # threads -> the loaded engine (one per process)
+#: RapidOCR's 180-degree line classifier: off, measured (bench/ocr --rapidocr-cls,
+#: docs/ingest.md): on noisy scans it turned upright lines over and read them as garbage
 USE_CLS = False
 
 
