@@ -92,6 +92,8 @@ def seen_in_training(index: Index, task: Task, meta: dict, gold: list[Example]) 
     texts (documents, for document-level tasks) labelled for the task before the version
     was made and not held out. A score on those measures memory, not generalisation."""
     split = meta.get("split") or {}
+    if (meta.get("info") or {}).get("refit"):  # the held-out examples were learned too
+        split = {}
     made = meta.get("created_at") or now()
     if task.level == "document":
         held = set(split.get("eval_ids") or []) if split.get("id_kind") == "document" else set()
@@ -204,6 +206,9 @@ def evaluate_version(index: Index, task_name: str, version=None, *, file=None,
                                 "--file")
         source, name = "all labels", "labels"
     else:
+        refit = (meta.get("info") or {}).get("refit")
+        if refit:
+            return _measured_before_refit(task, record, meta, folder, write)
         gold = heldout_examples(index, task, meta)
         source, name = "held-out", "heldout"
     started = time.monotonic()
@@ -219,6 +224,25 @@ def evaluate_version(index: Index, task_name: str, version=None, *, file=None,
         result["seen_in_training"] = seen_in_training(index, task, meta, gold)
     if write:
         result["reports"] = write_reports(folder / "eval", name, result)
+    return result
+
+
+REFIT_SOURCE = ("held-out, as measured at training time before the version was fitted "
+                "again on all labels (they are all training data now: measure it on new "
+                "labels with --file)")
+
+
+def _measured_before_refit(task: Task, record: dict, meta: dict, folder: Path,
+                           write: bool) -> dict:
+    """A version fitted again on its held-out examples after they measured it (the head
+    method's refit) cannot be measured on them again: its held-out result is the one
+    recorded at training time."""
+    split = meta.get("split") or {}
+    result = {"task": task.name, "version": record["version"], "source": REFIT_SOURCE,
+              "examples": split.get("eval", 0), "metrics": meta.get("metrics") or {},
+              "seconds": 0.0, "created_at": now(), "reports": {}, "recorded": True}
+    if write:
+        result["reports"] = write_reports(folder / "eval", "heldout", result)
     return result
 
 

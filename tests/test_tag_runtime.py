@@ -327,7 +327,7 @@ def test_head_checks_texts_then_runs_unclear_ones_again_in_fp32(head_dir):
     assert torch.allclose(both[:10], exact[n - 10:n], atol=1e-5)
     assert pred.runtime.recheck_margin > runtime.MIN_RECHECK_MARGIN  # it saw the push
     rest = MANY[n:]
-    moved = pred._head(encoder.embed(rest, batch_size=16, forward=fast))
+    moved = pred._head(encoder.embed(rest, batch_size=16, forward=fast), rest)
     unclear = runtime.margins(moved, False, None) < pred.runtime.recheck_margin
     assert 0 < int(unclear.sum()) < len(rest)  # some of each
     before = pred.runtime.rechecked

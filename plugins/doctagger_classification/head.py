@@ -58,6 +58,25 @@ does when `long_texts` is `"truncate"` (its first `max_length` tokens); with `"w
 doctagger averages the embeddings of `max_length`-token windows over a longer text (then
 normalises), so texts longer than `max_length` score a little differently here. With
 `whole_documents` true, a document is scored as one text (its chunks joined by newlines).
+
+When `head.json` has a `lexical` entry, doctagger mixes TF-IDF evidence into these
+probabilities (single-label models):
+
+```python
+import numpy as np
+from safetensors.numpy import load_file
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+lex = json.load(open("MODEL_DIR/lexical.json"))
+t = load_file("MODEL_DIR/lexical.safetensors")
+s = dict(lex["settings"], ngram_range=tuple(lex["settings"]["ngram_range"]))
+vec = TfidfVectorizer(vocabulary={w: i for i, w in enumerate(lex["terms"])}, **s)
+vec.idf_ = t["idf"].astype("float64")
+z = vec.transform(["some text"]) @ t["weight"].T + t["bias"]
+log_lex = torch.from_numpy(np.asarray(z)).log_softmax(-1)
+w, temp = cfg["lexical"]["mix"], cfg["lexical"]["temperature"]
+probs = (temp * (w * probs.log() + (1 - w) * log_lex)).softmax(-1)
+```
 """
 
 

@@ -159,6 +159,12 @@ class HeadPredictor(_Base):
                                long_texts=config.get("long_texts", "windows"), device=device)
         self.weight = torch.from_numpy(weight)
         self.bias = torch.from_numpy(bias)
+        #: TF-IDF evidence mixed into the head's probabilities (doctagger_classification.lexical)
+        self.lexical = None
+        if config.get("lexical"):
+            from doctagger_classification.lexical import Lexical
+
+            self.lexical = Lexical(self.model_dir, config["lexical"])
         #: trained on whole documents read from their start (head.READINGS "truncate"): a
         #: document is predicted as its whole text, as it was learned, not as the mean of
         #: its chunks (doctagger.document_predictions)
@@ -178,11 +184,14 @@ class HeadPredictor(_Base):
         return self.probabilities(["\n".join(parts or [""]) for parts in documents],
                                   batch_size)
 
-    def _head(self, x):
+    def _head(self, x, texts):
         import torch
 
         logits = torch.from_numpy(x) @ self.weight.T + self.bias
-        return logits.sigmoid() if self.multi_label else logits.softmax(-1)
+        if self.multi_label:
+            return logits.sigmoid()
+        probs = logits.softmax(-1)
+        return self.lexical.mix(probs, texts) if self.lexical is not None else probs
 
     def probabilities(self, texts: Sequence[str], batch_size: int | None = None):
         import torch
@@ -191,22 +200,23 @@ class HeadPredictor(_Base):
         size = batch_size or self.batch_size
         check = self.runtime
         if check.dropped or not texts:
-            return self._head(self.encoder.embed(texts, batch_size=size))
+            return self._head(self.encoder.embed(texts, batch_size=size), texts)
         # both ways (fp32's answers returned): the first texts, then one call now and then
         both = (min(len(texts), check.left_to_check) if check.checking
                 else len(texts) if check.auditing() else 0)
         if both:
-            exact = self._head(self.encoder.embed(texts[:both], batch_size=size))
+            exact = self._head(self.encoder.embed(texts[:both], batch_size=size), texts[:both])
             check.compare(exact, self._head(self.encoder.embed(texts[:both], batch_size=size,
-                                                               forward=self.fast)))
+                                                               forward=self.fast),
+                                            texts[:both]))
             if both == len(texts):
                 return exact
             return torch.cat([exact, self.probabilities(texts[both:], batch_size)])
-        probs = self._head(self.encoder.embed(texts, batch_size=size, forward=self.fast))
+        probs = self._head(self.encoder.embed(texts, batch_size=size, forward=self.fast), texts)
         unclear = check.unclear(probs)
         if len(unclear):
-            probs[unclear] = self._head(self.encoder.embed([texts[i] for i in unclear.tolist()],
-                                                           batch_size=size))
+            again = [texts[i] for i in unclear.tolist()]
+            probs[unclear] = self._head(self.encoder.embed(again, batch_size=size), again)
         return probs
 
 
