@@ -154,6 +154,24 @@ def _scale(x, y, c: float, seed: int) -> tuple[float, str]:
     return round(best_scale, 4), f"{folds}-fold cross-validated log-loss"
 
 
+def linear_layer(clf, n_labels: int):
+    """(weight (labels, features), bias (labels)) of a fitted single-label
+    LogisticRegression over label indices: a label it never saw gets bias -1e4 (never
+    chosen); sklearn keeps one row for two classes, split here as softmax of (-z/2, z/2)."""
+    import numpy as np
+
+    weight = np.zeros((n_labels, clf.coef_.shape[1]), dtype=np.float32)
+    bias = np.full((n_labels,), -1e4, dtype=np.float32)
+    classes = list(clf.classes_)
+    if len(classes) == 2:
+        weight[classes[0]], bias[classes[0]] = -clf.coef_[0] / 2, -clf.intercept_[0] / 2
+        weight[classes[1]], bias[classes[1]] = clf.coef_[0] / 2, clf.intercept_[0] / 2
+    else:
+        for row, cls in enumerate(classes):
+            weight[cls], bias[cls] = clf.coef_[row], clf.intercept_[row]
+    return weight, bias
+
+
 def fit(x, targets, *, n_labels: int, multi_label: bool, seed: int = 42,
         c: tuple[float, str] | None = None):
     """Fit the linear head. Returns (weight (labels, dim), bias (labels), info). ``c``:
@@ -167,15 +185,8 @@ def fit(x, targets, *, n_labels: int, multi_label: bool, seed: int = 42,
         y = np.asarray(targets, dtype=int)
         c, how = c or _choose_c(x, y, seed)
         clf = LogisticRegression(C=c, max_iter=2000, class_weight="balanced").fit(x, y)
-        weight = np.zeros((n_labels, dim), dtype=np.float32)
-        bias = np.full((n_labels,), -1e4, dtype=np.float32)  # a class never seen: never chosen
+        weight, bias = linear_layer(clf, n_labels)
         classes = list(clf.classes_)
-        if len(classes) == 2:  # sklearn keeps one row for two classes: softmax of (-z/2, z/2)
-            weight[classes[0]], bias[classes[0]] = -clf.coef_[0] / 2, -clf.intercept_[0] / 2
-            weight[classes[1]], bias[classes[1]] = clf.coef_[0] / 2, clf.intercept_[0] / 2
-        else:
-            for row, cls in enumerate(classes):
-                weight[cls], bias[cls] = clf.coef_[row], clf.intercept_[row]
         scale, scaled_by = _scale(x, y, c, seed)
         seen = np.asarray(classes)
         weight[seen] *= scale

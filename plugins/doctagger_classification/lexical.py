@@ -169,18 +169,12 @@ def fit(texts, y, *, c: float, n_labels: int):
     """(terms, idf, weight (labels, terms), bias (labels)) of the lexical model."""
     import numpy as np
 
+    from doctagger_classification.head import linear_layer
+
     vec = vectorizer(len(texts))
     features = vec.fit_transform(texts)
     clf = _model(c).fit(features, np.asarray(y, dtype=int))
-    weight = np.zeros((n_labels, features.shape[1]), dtype=np.float32)
-    bias = np.full((n_labels,), NEVER, dtype=np.float32)
-    classes = list(clf.classes_)
-    if len(classes) == 2:
-        weight[classes[0]], bias[classes[0]] = -clf.coef_[0] / 2, -clf.intercept_[0] / 2
-        weight[classes[1]], bias[classes[1]] = clf.coef_[0] / 2, clf.intercept_[0] / 2
-    else:
-        for row, cls in enumerate(classes):
-            weight[cls], bias[cls] = clf.coef_[row], clf.intercept_[row]
+    weight, bias = linear_layer(clf, n_labels)
     return vec.get_feature_names_out().tolist(), vec.idf_, weight, bias
 
 
