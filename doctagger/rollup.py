@@ -4,14 +4,19 @@
 transaction), asks the task type's ``rollup`` (or the defaults here: ``rollup_classes`` for
 classification, ``rollup_spans`` for entities) for its tags, and replaces the document's
 tags for the task a few documents per transaction. Each tag keeps its best supporting
-chunks and their pages, so ``show`` and ``search`` can say why. Plugins may call the
-defaults from their own ``rollup``.
+chunks and their pages, so ``show`` and ``search`` can say why.
+
+One rule per kind of value: ``rollup_classes`` and ``rollup_spans`` are the roll-ups of
+the first-party classification and NER plugins too (their ``rollup`` calls them), so a
+document gets the same tags whichever path computes them. A plugin that brings its own
+says why (the keyword rules: a rule match has no probability to average).
 """
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from typing import TYPE_CHECKING, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from doctagger.document_predictions import read as read_document_prediction
 from doctagger.predictions import stored_prediction
@@ -142,57 +147,96 @@ def _label_probabilities(task: Task, prediction: Prediction) -> dict[str, float]
     return {str(label): float(prediction.score) for label in labels if label is not None}
 
 
+def label_probabilities(task: Task, prediction: Prediction,
+                        labels: list[str]) -> dict[str, float]:
+    """Every label's probability in one chunk prediction: its ``scores`` when it has them.
+    A prediction read back with only ``value`` and ``score``: single-label, ``score`` for
+    its label and ``1 - score`` shared among the others; multi-label, a vote (1 for a label
+    it has, 0 otherwise)."""
+    if prediction.scores:
+        return {label: float(prediction.scores.get(label, 0.0)) for label in labels}
+    value = prediction.value
+    if task.multi_label:
+        chosen = {str(v) for v in (value or [])}
+        return {label: 1.0 if label in chosen else 0.0 for label in labels}
+    score = float(prediction.score)
+    rest = (1.0 - score) / max(1, len(labels) - 1)
+    return {label: score if label == str(value) else rest for label in labels}
+
+
+def _class_labels(task: Task, items: list[ChunkPrediction]) -> list[str]:
+    """The task's labels, then any other label a prediction knows (a model may know a label
+    the task no longer lists)."""
+    labels = [str(label) for label in task.labels]
+    for item in items:
+        value = item.prediction.value
+        for label in list(item.prediction.scores or {}) + (
+                value if isinstance(value, list) else [value]):
+            if label is not None and str(label) not in labels:
+                labels.append(str(label))
+    return labels
+
+
+def _thresholds(items: list[ChunkPrediction], labels: list[str]) -> dict[str, float]:
+    """Multi-label thresholds the predictor attached to its predictions, else 0.5."""
+    for item in items:
+        found = getattr(item.prediction, "thresholds", None)
+        if found:
+            return {label: float(found.get(label, 0.5)) for label in labels}
+    return {label: 0.5 for label in labels}
+
+
 def rollup_classes(task: Task, items: list[ChunkPrediction],
                    top: int = TOP_CHUNKS) -> list[DocumentTag]:
-    """Default roll-up for classification.
+    """The roll-up of class values, for the core and every first-party classifier.
 
-    - chunk-level task: a document carries a label when one of its chunks does; the tag's
-      score is the best such chunk's score, its support the best ``top`` of those chunks;
-    - document-level task: the chunk probabilities are aggregated: single-label, the mean
-      probability of each label over the chunks, and the best label is the tag;
-      multi-label, a label is a tag when the mean of its ``top`` best chunk probabilities
-      reaches 0.5. Support: the chunks with the highest probability of the label.
+    - chunk-level task: a document carries each label some chunk has; the tag's score is
+      the best such chunk's probability of it, its support the best ``top`` such chunks;
+    - document-level task: the mean of the chunk probabilities (the aggregate the held-out
+      evaluation measures: ``train``, ``eval`` and ``tag`` agree), single-label the best
+      label, multi-label every label whose mean reaches its threshold (the per-label ones
+      the model was tuned with, else 0.5); support: the ``top`` chunks most sure of it.
+
+    A model that predicts a document as a whole text skips this (``from_document_prediction``).
     """
     if not items:
         return []
-    tags: list[DocumentTag] = []
+    labels = _class_labels(task, items)
     if task.level != "document":
         support: dict[str, list[tuple[float, int]]] = defaultdict(list)
         for item in items:
             value = item.prediction.value
-            labels = value if isinstance(value, list) else [value]
-            probs = _label_probabilities(task, item.prediction)
-            for label in labels:
-                if label is None:
-                    continue
-                score = probs.get(str(label), float(item.prediction.score))
-                support[str(label)].append((score, item.chunk_id))
+            probs = label_probabilities(task, item.prediction, labels)
+            for label in (value if isinstance(value, list) else [value]):
+                if label is not None:
+                    support[str(label)].append((probs.get(str(label),
+                                                          float(item.prediction.score)),
+                                                item.chunk_id))
+        tags = []
         for label, found in support.items():
             found.sort(key=lambda s: (-s[0], s[1]))
             tags.append(DocumentTag(label=label, score=found[0][0],
                                     chunk_ids=[c for _, c in found[:top]],
                                     extra={"chunks_with_label": len(found)}))
-        tags.sort(key=lambda t: (-t.score, t.label))
-        return tags
-    per_label: dict[str, list[tuple[float, int]]] = defaultdict(list)
-    for item in items:
-        for label, p in _label_probabilities(task, item.prediction).items():
-            per_label[label].append((p, item.chunk_id))
-    n = len(items)
-    for label, found in per_label.items():
-        found.sort(key=lambda s: (-s[0], s[1]))
-        if task.multi_label:
-            best = found[:top]
-            score = sum(p for p, _ in best) / len(best)
-        else:
-            score = sum(p for p, _ in found) / n  # chunks without the label count as 0
-        tags.append(DocumentTag(label=label, score=score, chunk_ids=[c for _, c in found[:top]],
-                                extra={"aggregate": "mean-top" if task.multi_label else "mean",
-                                       "chunks": n}))
-    tags.sort(key=lambda t: (-t.score, t.label))
+        return sorted(tags, key=lambda t: (-t.score, t.label))
+    table = [(item.chunk_id, label_probabilities(task, item.prediction, labels))
+             for item in items]
+    n = len(table)
+    mean = {label: sum(p[label] for _, p in table) / n for label in labels}
+
+    def support_of(label):
+        ranked = sorted(table, key=lambda row: (-row[1][label], row[0]))
+        return [chunk for chunk, _ in ranked[:top]]
+
+    extra = {"aggregate": "mean of chunk probabilities", "chunks": n}
     if task.multi_label:
-        return [t for t in tags if t.score >= 0.5]
-    return tags[:1]
+        thresholds = _thresholds(items, labels)
+        tags = [DocumentTag(label=label, score=mean[label], chunk_ids=support_of(label),
+                            extra=dict(extra, threshold=thresholds[label]))
+                for label in labels if mean[label] >= thresholds[label]]
+        return sorted(tags, key=lambda t: (-t.score, t.label))
+    best = max(labels, key=lambda label: (mean[label], -labels.index(label)))
+    return [DocumentTag(label=best, score=mean[best], chunk_ids=support_of(best), extra=extra)]
 
 
 def _norm_entity(text: str) -> str:
@@ -201,38 +245,36 @@ def _norm_entity(text: str) -> str:
 
 def rollup_spans(task: Task, items: list[ChunkPrediction],
                  top: int = TOP_OCCURRENCES) -> list[DocumentTag]:
-    """Default roll-up for NER: one tag per distinct entity (label and text, case and
-    white space folded) in the document; its score is the best occurrence's, its support
-    the chunks it occurs in, and ``extra`` holds the text, page and chunk offsets of the
-    first occurrence and the number of occurrences."""
+    """The roll-up of entity spans, for the core and the first-party NER plugin: one tag
+    per distinct entity (label and surface text, case and white space folded) in the
+    document; its score is the best mention's; its support the (up to ``top``) chunks it
+    occurs in, the surest mention first; ``extra`` the first mention in reading order (its
+    text, page, chunk and offsets in the chunk) and ``count``, the number of mentions.
+    Tags come surest first."""
     entities: dict[tuple[str, str], dict] = {}
     for item in items:
-        value = item.prediction.value or []
-        for span in value:
+        for span in item.prediction.value or []:
             if not isinstance(span, dict):
                 continue
             start, end = int(span["start"]), int(span["end"])
-            surface = " ".join(item.text[start:end].split())
-            if not surface:
+            surface = item.text[start:end]
+            key = (str(span["label"]), _norm_entity(surface))
+            if not key[1]:
                 continue
             score = float(span.get("score", item.prediction.score))
-            key = (str(span["label"]), _norm_entity(surface))
-            entry = entities.get(key)
-            if entry is None:
-                entry = entities[key] = {
-                    "label": key[0], "score": score, "chunks": [], "count": 0,
-                    "extra": {"text": surface, "page": item.page, "chunk_id": item.chunk_id,
-                              "start": start, "end": end}}
-            entry["score"] = max(entry["score"], score)
+            entry = entities.setdefault(key, {
+                "chunks": {}, "count": 0,
+                "extra": {"text": " ".join(surface.split()), "page": item.page,
+                          "chunk_id": item.chunk_id, "start": start, "end": end}})
             entry["count"] += 1
-            if item.chunk_id not in entry["chunks"]:
-                entry["chunks"].append(item.chunk_id)
+            entry["chunks"][item.chunk_id] = max(score, entry["chunks"].get(item.chunk_id, 0.0))
     tags = []
-    for entry in entities.values():
-        extra = dict(entry["extra"], count=entry["count"])
-        tags.append(DocumentTag(label=entry["label"], score=entry["score"],
-                                chunk_ids=entry["chunks"][:top], extra=extra))
-    tags.sort(key=lambda t: (t.label, -t.score, t.extra["text"].casefold()))
+    for (label, _), entry in entities.items():
+        ranked = sorted(entry["chunks"].items(), key=lambda kv: (-kv[1], kv[0]))
+        tags.append(DocumentTag(label=label, score=ranked[0][1],
+                                chunk_ids=[c for c, _ in ranked[:top]],
+                                extra=dict(entry["extra"], count=entry["count"])))
+    tags.sort(key=lambda t: (-t.score, t.label, t.extra["text"].casefold()))
     return tags
 
 

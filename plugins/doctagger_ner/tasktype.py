@@ -16,8 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from doctagger.errors import InvalidLabelError
-from doctagger.tasktypes import (ChunkPrediction, DocumentTag, Example, Prediction, Task,
-                                 TaskType, TrainOptions, TrainResult)
+from doctagger.tasktypes import (
+    ChunkPrediction,
+    DocumentTag,
+    Example,
+    Prediction,
+    Task,
+    TaskType,
+    TrainOptions,
+    TrainResult,
+)
 
 _NAME = re.compile(r"^\S+$")
 
@@ -97,33 +105,13 @@ class NERTaskType(TaskType):
 
     # -- documents -------------------------------------------------------------------------
     def rollup(self, task: Task, items: list[ChunkPrediction]) -> list[DocumentTag]:
-        """One tag per distinct (entity type, surface text with case and spacing folded):
-        score the best mention's, up to 3 supporting chunks (best first), and in ``extra``
-        the first mention in reading order: its text, page, chunk and offsets in the chunk,
-        plus how many mentions there are."""
-        found: dict[tuple[str, str], dict] = {}
-        for order, item in enumerate(items):
-            for span in item.prediction.value or []:
-                surface = item.text[span["start"]:span["end"]]
-                key = (span["label"], " ".join(surface.split()).casefold())
-                if not key[1]:
-                    continue
-                score = float(span.get("score", item.prediction.score))
-                entry = found.setdefault(key, {"first": (order, item, span, surface),
-                                               "chunks": {}, "count": 0})
-                entry["count"] += 1
-                chunks = entry["chunks"]
-                chunks[item.chunk_id] = max(score, chunks.get(item.chunk_id, 0.0))
-        tags = []
-        for (label, _), entry in found.items():
-            _, item, span, surface = entry["first"]
-            ranked = sorted(entry["chunks"].items(), key=lambda kv: (-kv[1], kv[0]))
-            tags.append(DocumentTag(
-                label=label, score=ranked[0][1], chunk_ids=[c for c, _ in ranked[:3]],
-                extra={"text": surface, "page": item.page, "chunk_id": item.chunk_id,
-                       "start": span["start"], "end": span["end"], "count": entry["count"]}))
-        tags.sort(key=lambda t: (-t.score, t.label, t.extra["text"]))
-        return tags
+        """The core's roll-up of spans (one rule for every entity value): one tag per
+        distinct (entity type, surface text with case and spacing folded), its score the
+        best mention's, its supporting chunks the surest first, and in ``extra`` the first
+        mention in reading order (text, page, chunk, offsets) and the number of mentions."""
+        from doctagger.rollup import rollup_spans
+
+        return rollup_spans(task, items)
 
     def uncertainty(self, task: Task, prediction: Prediction) -> float:
         """1 - the lowest word confidence in the chunk (any word the model hesitates on,
