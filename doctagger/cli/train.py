@@ -35,7 +35,13 @@ def _short_model(name) -> str:
 def _metric_line(metrics: dict) -> str:
     keys = [k for k in ("macro_f1", "f1", "micro_f1", "accuracy", "precision", "recall")
             if isinstance(metrics.get(k), (int, float))]
-    return ", ".join(f"{k} {metrics[k]:.3f}" for k in keys)
+    line = ", ".join(f"{k} {metrics[k]:.3f}" for k in keys)
+    interval = metrics.get("macro_f1_interval")
+    if line and interval and len(interval) == 2:
+        line += f"; macro_f1 95% interval {interval[0]:.3f}-{interval[1]:.3f}"
+    if line and isinstance(metrics.get("calibration_error"), (int, float)):
+        line += f"; calibration error {metrics['calibration_error']:.3f}"
+    return line
 
 
 @click.command()
@@ -213,6 +219,9 @@ def eval_cmd(task, version, file, fmt, json_):
     if rows:
         click.echo("")
         echo_table(rows, ["metric", "value"])
+    interval = metrics.get("macro_f1_interval")
+    if interval and len(interval) == 2:
+        click.echo(f"macro_f1 95% bootstrap interval: {interval[0]:.3f}-{interval[1]:.3f}")
     per = metrics.get("per_label") or metrics.get("per_type") or {}
     if per:
         click.echo("")

@@ -135,6 +135,8 @@ def held_out_scores(task: Task, predictor, evaluation: list[Example],
     else:
         pred = [labels[int(j)] for j in mean.argmax(axis=1)]
     scores = classification_scores(gold, pred, labels, task.multi_label)
+    if not task.multi_label:
+        scores.update(values.honesty(gold, pred, [float(row.max()) for row in mean], labels))
     scores["evaluated_on"] = "documents" if task.level == "document" else "chunks"
     return scores
 

@@ -56,8 +56,15 @@ class ClassificationTaskType(TaskType):
             for label in (p.value if isinstance(p.value, list) else [p.value]):
                 if label is not None and label not in labels:
                     labels.append(label)
-        return classification_scores([e.value for e in examples],
-                                     [p.value for p in predictions], labels, task.multi_label)
+        scores = classification_scores([e.value for e in examples],
+                                       [p.value for p in predictions], labels,
+                                       task.multi_label)
+        if not task.multi_label:
+            from doctagger_classification.values import honesty
+
+            scores.update(honesty([e.value for e in examples], [p.value for p in predictions],
+                                  [float(p.score) for p in predictions], labels))
+        return scores
 
     def rollup(self, task: Task, items: list[ChunkPrediction]) -> list[DocumentTag]:
         return _rollup.rollup(task, items)

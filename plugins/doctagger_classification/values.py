@@ -88,3 +88,21 @@ def encode(task, values: list[Any]):
             out.append(row)
         return out
     return [index[v] for v in values]
+
+
+def honesty(gold: list, pred: list, confidence: list[float], labels: list[str]) -> dict:
+    """Single-label: how far to trust a macro-F1 measured on these examples
+    (``macro_f1_interval``, a 95 % bootstrap interval) and how honest the scores are
+    (``calibration_error``, the expected calibration error of the predicted label's
+    score: what ``--min-score`` compares)."""
+    from doctagger.metrics.honesty import calibration_error, macro_f1_interval
+
+    index = {str(label): i for i, label in enumerate(labels)}
+    g = [index.get(str(v), -1) for v in gold]
+    p = [index.get(str(v), -1) for v in pred]
+    known = [i for i, v in enumerate(g) if v >= 0]
+    out = {"macro_f1_interval": macro_f1_interval([g[i] for i in known], [p[i] for i in known],
+                                                  len(labels)),
+           "calibration_error": calibration_error([confidence[i] for i in known],
+                                                  [g[i] == p[i] for i in known])}
+    return {k: v for k, v in out.items() if v is not None}
