@@ -755,3 +755,13 @@ def test_resume_of_an_older_run_folder_keeps_working(fake, index, invoke, index_
     result = invoke("train", "topic", "--resume", "--epochs", "6")
     assert result.exit_code == 0, result.output
     assert "Resuming topic: auto, epoch 2 of 6" in result.stderr
+
+
+def test_held_out_line_shows_the_interval_and_calibration_error():
+    from doctagger.cli.train import _metric_line
+
+    line = _metric_line({"macro_f1": 0.8, "accuracy": 0.82, "macro_f1_interval": [0.71, 0.88],
+                         "calibration_error": 0.043})
+    assert line == ("macro_f1 0.800, accuracy 0.820; macro_f1 95% interval 0.710-0.880; "
+                    "calibration error 0.043")
+    assert _metric_line({"f1": 0.5}) == "f1 0.500"  # NER: neither

@@ -169,7 +169,7 @@ def choose(texts, x, y, *, head_c: float, head_scale: float, n_labels: int, grou
         per_fold[w] = _fold_f1(y, mixed, splits)
     from doctagger_classification.head import one_standard_error
 
-    mix = one_standard_error(per_fold, 1.0)
+    mix = one_standard_error(per_fold, 1.0, len(splits))
     mixed = mix * head_log + (1 - mix) * lexical
     losses = [(-log_softmax(t * mixed)[np.arange(len(y)), y].mean(), t) for t in TEMPERATURES]
     temperature = min(losses)[1] if mix < 1.0 else 1.0

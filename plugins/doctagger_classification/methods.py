@@ -211,7 +211,7 @@ def _train_head(task, train_texts, train_values, options, folder: Path, base: st
         if not task.multi_label:
             c, score, folds = head.cross_validated(np.asarray(x, dtype=np.float32),
                                                    np.asarray(targets, dtype=int),
-                                                   int(options.seed))
+                                                   int(options.seed), groups)
             entry.update(C=c, cv_macro_f1=score, folds=folds)
             if score is not None:
                 say(f"head: {name} cross-validated macro-F1 {score:.3f} (C={c:g})")
@@ -284,7 +284,7 @@ def _fit_head(task, state: HeadState, options, folder: Path, base: str, say):
     encoder, x, targets = state.encoder, state.x, state.targets
     weight, bias, fit_info = head.fit(x, targets, n_labels=len(task.labels),
                                       multi_label=task.multi_label, seed=int(options.seed),
-                                      c=state.c)
+                                      c=state.c, groups=state.groups)
     state.c = (fit_info["C"], fit_info["C_chosen_by"])
     extra = {}
     if state.lexical == "choose":
