@@ -305,7 +305,10 @@ def model_card(meta: dict) -> str:
     made, and how to use it with and without doctagger."""
     task, info, metrics = meta["task"], meta.get("info") or {}, meta.get("metrics") or {}
     version = meta["version"]
-    lines = ["---", "library_name: transformers", "tags:", "- doctagger", f"- {task['type']}"]
+    lines = ["---"]
+    if info.get("pipeline_tag"):  # a transformers folder (fine-tuned); a head is not one
+        lines.append("library_name: transformers")
+    lines += ["tags:", "- doctagger", f"- {task['type']}"]
     if info.get("pipeline_tag"):
         lines.append(f"pipeline_tag: {info['pipeline_tag']}")
     if meta.get("base_model"):
@@ -323,6 +326,10 @@ def model_card(meta: dict) -> str:
     if scalars:
         lines += ["| metric | value |", "|---|---|"]
         lines += [f"| {k} | {_fmt(v)} |" for k, v in scalars.items()]
+        interval = metrics.get("macro_f1_interval")
+        if interval and len(interval) == 2:
+            lines += ["", f"macro_f1 95% bootstrap interval over the held-out examples: "
+                          f"{_fmt(interval[0])}-{_fmt(interval[1])}."]
     else:
         why = ("it was trained with --eval-fraction 0"
                if (meta.get("split") or {}).get("eval_fraction") == 0

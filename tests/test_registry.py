@@ -51,6 +51,7 @@ def test_register_version_writes_folder_row_and_activates(index, task):
     assert meta["split"]["train"] == 8 and "torch" in meta["libraries"]
     card = (folder / "README.md").read_text()
     assert "pipeline_tag: text-classification" in card and "| macro_f1 | 0.8 |" in card
+    assert "library_name: transformers" in card  # a fine-tuned folder: transformers loads it
     assert 'pipeline("text-classification", model="PATH/TO/v1")' in card
     row = index.one("select * from models")
     assert row["path"] == "models/topic/v1" and row["version"] == 1
@@ -133,3 +134,14 @@ def test_parse_version():
     for bad in ("0", "v", "3.1", "-1"):
         with pytest.raises(InvalidInputError):
             registry.parse_version(bad)
+
+
+def test_a_head_card_does_not_claim_transformers_loads_it():
+    card = registry.model_card({
+        "task": {"name": "topic", "type": "classification", "level": "chunk",
+                 "multi_label": False},
+        "info": {"method": "head"}, "version": 2, "created_at": "2026-12-08",
+        "labels": ["a", "b"], "method": "head",
+        "metrics": {"macro_f1": 0.8, "macro_f1_interval": [0.7, 0.9]}})
+    assert "library_name" not in card and "pipeline_tag" not in card
+    assert "interval over the held-out examples: 0.7-0.9" in card

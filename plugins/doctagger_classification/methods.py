@@ -344,6 +344,8 @@ def _refit_head(task, state: HeadState, texts, vals, groups, options, folder: Pa
     return {"on": "training and held-out examples", "texts": len(state.texts),
             "seconds": round(time.perf_counter() - clock, 2), "C": fit_info["C"],
             "scale": fit_info.get("scale"),
+            **({"lexical_terms": fit_info["lexical"]["terms"]} if "lexical" in fit_info
+               else {}),
             **({"thresholds_tuned_on": tuned} if tuned else {})}
 
 
