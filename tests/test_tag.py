@@ -180,7 +180,7 @@ def test_document_level_aggregates_chunk_probabilities(fakes, index, invoke):
     assert r.exit_code == 0, r.output
     tags = tags_of(index, a, "doctopic")
     assert [t["label"] for t in tags] == ["cardio"]  # single-label: one tag per document
-    assert tags[0]["extra"]["aggregate"] == "mean"
+    assert tags[0]["extra"]["aggregate"] == "mean of chunk probabilities"  # one rule: the plugin's wording
     assert tags[0]["chunks"][0] in (a_chunks[0], a_chunks[2]) and a_chunks[1] not in tags[0]["chunks"][:2]
     # b: every label equally likely -> a weak tag; with --min-score it is queued instead
     r = invoke("tag", "doctopic", "--all", "--min-score", "0.5", "--json")
