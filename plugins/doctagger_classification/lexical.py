@@ -66,27 +66,6 @@ def vectorizer(n_texts: int, terms: list[str] | None = None):
                            **settings)
 
 
-def splitter(y, groups, seed: int):
-    """Up to 5 folds, stratified, grouped when texts share a document; None when a class
-    has fewer than 3 examples (or groups) to spread over the folds."""
-    import numpy as np
-    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
-
-    y = np.asarray(y)
-    classes = np.unique(y)
-    if len(classes) < 2:
-        return None
-    if groups is None or len(set(groups)) == len(y):
-        least = int(np.bincount(np.unique(y, return_inverse=True)[1]).min())
-        return (StratifiedKFold(min(5, least), shuffle=True, random_state=seed), None) \
-            if least >= 3 else None
-    groups = np.asarray([str(g) for g in groups])
-    least = min(len(set(groups[y == c])) for c in classes)
-    if least < 3:
-        return None
-    return StratifiedGroupKFold(min(5, least), shuffle=True, random_state=seed), groups
-
-
 def logits_of(clf, x, n_labels: int):
     """(n, n_labels) logits of a fitted LogisticRegression, NEVER for labels it never saw
     (two classes: the one decision value split as (-z/2, z/2), as head.fit saves it)."""
@@ -146,10 +125,12 @@ def choose(texts, x, y, *, head_c: float, head_scale: float, n_labels: int, grou
     import numpy as np
 
     y = np.asarray(y, dtype=int)
-    split = splitter(y, groups, seed)
+    from doctagger_classification.head import folds_for
+
+    split = folds_for(y, groups, seed)  # the head's folds: grouped by document
     if split is None:
         return None
-    cv, groups = split
+    cv, groups, _ = split
     splits = list(cv.split(np.zeros(len(y)), y, groups))
     x = np.asarray(x, dtype=np.float32)
     head_log = log_softmax(head_scale * out_of_fold(lambda: _model(head_c), x, y, splits,
