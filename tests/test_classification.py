@@ -405,8 +405,63 @@ def test_document_level_chunks_inherit_the_label(task_type, bert, tmp_path):
     assert result.info["n_train_texts"] == 2 * result.info["n_train_examples"]  # two parts
     assert result.metrics["evaluated_on"] == "documents"
     tuned, _, _ = _train(task_type, task, _examples(level="document"), tmp_path / "f",
-                         _options(bert, method="finetune", epochs=1))
-    assert tuned.info["document_input"] == "chunks"  # fine-tuning's default
+                         _options(bert, method="finetune", epochs=1,
+                                  extra={"document_input": "chunks"}))
+    assert tuned.info["document_input"] == "chunks"
+    assert "document_prediction" not in tuned.info
+
+
+def test_document_level_fine_tuning_reads_each_document_from_its_start(task_type, bert,
+                                                                         tmp_path):
+    """Fine-tuning a document-level task learns each document's beginning and predicts a
+    document from it, in doctagger and in pipeline(truncation=True) alike."""
+    from transformers import pipeline
+
+    from doctagger_classification import finetune
+
+    task = _task(level="document")
+    result, out, evaluation = _train(task_type, task, _examples(level="document"), tmp_path,
+                                     _options(bert, method="finetune", epochs=1))
+    info = result.info
+    assert info["document_input"] == "whole" and info["document_prediction"] == "whole text"
+    assert info["n_train_texts"] == info["n_train_examples"]
+    assert info["max_length"] == finetune.DOCUMENT_MAX_LENGTH
+    predictor = task_type.load(task, out)
+    assert predictor.whole_documents and predictor.document_length == info["max_length"]
+    # a long document: what comes after the first max_length tokens changes nothing
+    first = evaluation[0]
+    tail = [" ".join([WORDS[label] for label in LABELS] * 60)]
+    probs = predictor.document_probabilities([first.parts, first.parts + tail]).numpy()
+    assert probs[0] == pytest.approx(probs[1], abs=1e-5)
+    theirs = pipeline("text-classification", model=str(out), device="cpu")(
+        ["\n".join(e.parts) for e in evaluation], truncation=True)
+    ours = predictor.predict_documents([e.parts for e in evaluation])
+    assert [t["label"] for t in theirs] == [p.value for p in ours]
+    assert [t["score"] for t in theirs] == pytest.approx([p.score for p in ours], abs=1e-4)
+    scores = task_type.evaluate(task, evaluation, ours)
+    assert scores["macro_f1"] == pytest.approx(result.metrics["macro_f1"])
+    # its scores were scaled once measured, in the saved weights (pipeline agrees above)
+    calibrated = info["temperature"]
+    assert calibrated["factor"] > 0 and "held-out" in calibrated["fitted_on"]
+
+
+def test_temperature_makes_unsure_right_answers_sure_without_changing_them():
+    import numpy as np
+
+    from doctagger_classification import temperature
+
+    rng = np.random.default_rng(0)
+    gold = rng.integers(0, 4, 60)
+    logits = rng.normal(0, 0.1, (60, 4))
+    logits[np.arange(60), gold] += 0.3  # always right, never sure
+    log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    factor = temperature.fit(log_p, gold)
+    assert factor > 5
+    probs = temperature.scaled(log_p, factor)
+    assert (probs.argmax(axis=1) == log_p.argmax(axis=1)).all()
+    assert probs.max(axis=1).mean() > 0.8 > np.exp(log_p).max(axis=1).mean()
+    assert temperature.cross_fitted_error(log_p, gold) < 0.2
+    assert temperature.cross_fitted_error(log_p[:3], gold[:3]) is None
 
 
 # -- auto --------------------------------------------------------------------------------
@@ -429,6 +484,43 @@ def test_auto_compares_both_when_there_is_enough_data(task_type, bert, tmp_path,
     assert result.info["method"] == best
     assert result.metrics["macro_f1"] == candidates[best]["macro_f1"]
     assert not (out / ".candidates").exists()
+
+
+def test_auto_skips_fine_tuning_over_the_time_budget(task_type, bert, tmp_path, monkeypatch):
+    from doctagger_classification import methods
+
+    monkeypatch.setattr(methods, "FINETUNE_MIN_TOTAL", 10)
+    said = []
+    result, out, _ = _train(task_type, _task(), _examples(), tmp_path,
+                            _options(bert, epochs=1, extra={"time_budget": 0},
+                                     progress=said.append))
+    assert result.info["method"] == "head"
+    skipped = result.info["candidates"]["finetune"]
+    assert skipped["skipped"] == "over the time budget" and skipped["budget_seconds"] == 0
+    assert skipped["estimate_seconds"] > 0 and skipped["tokens_per_second"] > 0
+    assert any("finetune: skipped" in m and "--time-budget" in m for m in said)
+    assert not (out / ".candidates").exists()
+    # without a held-out split the head is what is left, not nothing
+    train = _examples()
+    nothing = task_type.train(_task(), train, [], _options(
+        bert, epochs=1, extra={"time_budget": 0}), tmp_path / "no-eval")
+    assert nothing.info["method"] == "head" and "finetune" in nothing.info["candidates"]
+
+
+def test_time_budget_and_estimate():
+    from doctagger.errors import InvalidInputError
+    from doctagger_classification import methods
+
+    plain = TrainOptions()
+    assert methods.time_budget(plain, 1000) == pytest.approx(
+        methods.BUDGET_SECONDS + 1000 * methods.BUDGET_PER_EXAMPLE)
+    assert methods.time_budget(TrainOptions(extra={"time_budget": "60"}), 10**6) == 60.0
+    with pytest.raises(InvalidInputError, match="number of seconds"):
+        methods.time_budget(TrainOptions(extra={"time_budget": "soon"}), 10)
+    # tokens past max_length are not read; twice the epochs, twice the time
+    one = methods.finetune_estimate([100, 500], [50], 1000.0, 1, 128)
+    assert one == pytest.approx((methods.TRAIN_COST_FACTOR * 228 + 50) / 1000.0)
+    assert methods.finetune_estimate([100, 500], [50], 1000.0, 2, 128) == pytest.approx(2 * one)
 
 
 def test_unknown_method_is_refused(task_type, bert, tmp_path):

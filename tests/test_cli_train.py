@@ -196,6 +196,11 @@ def test_train_text_output_and_options(fake, index, invoke):
     hp = json.loads(index.one("select params from models")["params"])
     # preset over plugin defaults, explicit option over preset
     assert hp["epochs"] == 2.0 and hp["learning_rate"] == 5e-5 and hp["weight_decay"] == 0.1
+    assert "time_budget" not in options.extra  # the task type's own rule decides
+    assert invoke("train", "topic", "--time-budget", "90").exit_code == 0
+    assert fake.calls[-1]["options"].extra["time_budget"] == 90.0
+    bad = invoke("train", "topic", "--time-budget", "-1")
+    assert bad.exit_code == 2 and "--time-budget" in bad.output
 
 
 def test_train_refuses_a_label_without_examples(fake, index, invoke, index_path):

@@ -72,6 +72,10 @@ def _metric_line(metrics: dict) -> str:
 @click.option("--eval-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.2,
               show_default=True,
               help="Share of the labelled documents held out for evaluation (0: none).")
+@click.option("--time-budget", type=click.FloatRange(min=0), metavar="SECONDS",
+              help="--method auto: the most seconds a fine-tuning candidate may be estimated "
+                   "to take, or it is skipped [default: 120 + 0.3 per training example; the "
+                   "estimate uses the measured speed of this machine].")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted run from its last checkpoint, with its options "
                    "(those given again must match, except --epochs, which must stay above the "
@@ -87,8 +91,8 @@ def _metric_line(metrics: dict) -> str:
 @json_option
 @click.pass_context
 def train(ctx, task, base_model, method, preset, epochs, batch_size, learning_rate,
-          weight_decay, max_length, seed, eval_fraction, resume, allow_few_examples, report_to,
-          json_):
+          weight_decay, max_length, seed, eval_fraction, time_budget, resume, allow_few_examples,
+          report_to, json_):
     """Train a new model version of TASK on its labels, and register it.
 
     Checks the data first (too few examples, imbalance, duplicates, conflicting labels),
@@ -115,7 +119,9 @@ def train(ctx, task, base_model, method, preset, epochs, batch_size, learning_ra
                            batch_size=batch_size, learning_rate=learning_rate,
                            weight_decay=weight_decay, max_length=max_length, seed=seed,
                            eval_fraction=eval_fraction, resume=resume,
-                           report_to=list(report_to), progress=_say)
+                           report_to=list(report_to), progress=_say,
+                           extra={"time_budget": time_budget} if time_budget is not None
+                           else {})
     given = {key for key in RUN_OPTIONS if ctx.get_parameter_source(key) in (
         ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT, ParameterSource.PROMPT)}
     result = train_task(get_index(), task, options, explicit=given,

@@ -5,7 +5,12 @@ share.
 1. always train the head (a frozen encoder and logistic regression: seconds);
 2. also fine-tune when there is enough data: at least :data:`FINETUNE_MIN_TOTAL` training
    examples, or at least :data:`FINETUNE_MIN_PER_LABEL` of every label;
-3. keep whichever scores the higher held-out macro-F1 (a tie keeps the head: it is
+3. ... but only when fine-tuning fits the time budget: its time is estimated from the
+   speed at which the head's encoder read the training texts (:func:`finetune_estimate`)
+   and compared with :func:`time_budget` (it grows with the data; ``--time-budget``, or
+   ``TrainOptions.extra["time_budget"]``, sets it). A skipped candidate is said and
+   recorded with its estimate;
+4. keep whichever scores the higher held-out macro-F1 (a tie keeps the head: it is
    cheaper). Without a held-out split there is nothing to compare: fine-tune when step 2
    says so, else the head.
 
@@ -13,9 +18,11 @@ Document-level tasks are evaluated per document on the mean of their chunks'
 probabilities, as ``tag``'s roll-up does. What they learn from (measured on the medical
 abstracts as documents of 2-sentence chunks, head method, 160 training documents: the whole
 text 0.587 macro-F1 per document, chunks inheriting the label 0.545; docs/classification.md):
-the head learns from the whole document (its embedding averages every 128-token window);
-fine-tuning learns from the chunks, each inheriting the document's label (a fine-tuned model
-reads one window, so a whole document would be cut after its first page).
+the head learns from the whole document (as the reading cross-validation chooses: its
+first 256 tokens, or every 128-token window averaged); fine-tuning learns from the whole
+document's first :data:`finetune.DOCUMENT_MAX_LENGTH` tokens, where its title and opening
+clauses say what it is (on the contract PDFs: 0.962 macro-F1 on unseen contracts, where
+chunks inheriting the document's label scored 0.54), and predicts a document from them.
 ``TrainOptions.extra["document_input"] = "chunks" | "whole"`` overrides both.
 
 Multi-label thresholds (one per label, :mod:`multilabel`) are tuned on training data only,
@@ -47,7 +54,7 @@ FINETUNE_MIN_TOTAL = 1000
 FINETUNE_MIN_PER_LABEL = 200
 #: how document-level tasks learn, per method: "chunks" (inherit the document's label) or
 #: "whole" (the document as one text)
-DOCUMENT_INPUT = {"head": "whole", "finetune": "chunks"}
+DOCUMENT_INPUT = {"head": "whole", "finetune": "whole"}
 BUNDLED = "all-MiniLM-L6-v2 (bundled)"
 #: multi-label fine-tuning: the share of the training split (whole documents, stratified)
 #: held back from the Trainer to tune the per-label thresholds on
@@ -67,9 +74,66 @@ scores = tagger(["some text"])[0]
 print([s["label"] for s in scores if s["score"] >= thresholds[s["label"]]])
 ```
 """
-AUTO_RULE = (f"head always; fine-tune too when there are >= {FINETUNE_MIN_TOTAL} training "
-             f"examples or >= {FINETUNE_MIN_PER_LABEL} of every label; keep the higher "
+#: the time budget of fine-tuning in ``auto`` (seconds): this, plus BUDGET_PER_EXAMPLE for
+#: each training example. Measured on 2 cores (bench/quality, docs/classification.md):
+#: fine-tuning gained 6.5 points on 1,659 short financial sentences (estimated 250 s) and
+#: lost 1 point on 2,057 medical abstracts in 1,786 s, so a beginner's CPU run is not left
+#: to take half an hour for a model it might not keep
+BUDGET_SECONDS = 120.0
+BUDGET_PER_EXAMPLE = 0.3
+#: a training step reads a token about this many times as dearly as the head's frozen
+#: forward pass does (forward and backward through every layer, the optimiser's update).
+#: Measured on 2 cores: one epoch over 400 financial sentences or medical abstracts took
+#: 4.5 and 4.4 times the head's embedding time per token (model loading included); on the
+#: contract PDFs, whose head speed is measured at 256 tokens and whose fine-tune reads 128,
+#: 2.6 per epoch. So the estimate errs long.
+TRAIN_COST_FACTOR = 4.0
+DOCUMENT_USAGE = """\
+Without doctagger, it is a plain Hugging Face model folder. It was fine-tuned on each
+document's beginning (its first `max_length` tokens, which the saved tokenizer's
+`model_max_length` holds), so give it a document's whole text and let it truncate:
+
+```python
+from transformers import pipeline
+
+tagger = pipeline("text-classification", model="MODEL_DIR")
+print(tagger(["the document's text, its pages joined by newlines"], truncation=True))
+```
+"""
+AUTO_RULE = (f"head always; fine-tune too (document-level tasks: always; chunk-level: when "
+             f"there are >= {FINETUNE_MIN_TOTAL} training examples or >= "
+             f"{FINETUNE_MIN_PER_LABEL} of every label) when its estimated time "
+             f"fits the time budget ({BUDGET_SECONDS:g} s + {BUDGET_PER_EXAMPLE:g} s a "
+             "training example unless --time-budget says otherwise); keep the higher "
              "held-out macro-F1 (a tie keeps the head)")
+
+
+def time_budget(options, n_examples: int) -> float:
+    """Seconds ``auto`` may give a fine-tuning candidate: ``extra["time_budget"]`` when
+    given (``--time-budget``), else :data:`BUDGET_SECONDS` + :data:`BUDGET_PER_EXAMPLE` a
+    training example."""
+    given = (options.extra or {}).get("time_budget")
+    if given is not None:
+        try:
+            value = float(given)
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"time budget must be a number of seconds, not '{given}'")
+        if value < 0:
+            raise InvalidInputError("time budget must be 0 seconds or more")
+        return value
+    return BUDGET_SECONDS + BUDGET_PER_EXAMPLE * n_examples
+
+
+def finetune_estimate(token_counts, eval_token_counts, tokens_per_second: float,
+                      epochs: float, max_length: int) -> float:
+    """Seconds a fine-tune should take: every epoch trains on the training texts (cut at
+    ``max_length`` tokens) at :data:`TRAIN_COST_FACTOR` times the cost of the frozen
+    forward pass the head measured (``tokens_per_second``), and reads the held-out texts
+    once."""
+    train_tokens = sum(min(int(n), max_length) for n in token_counts)
+    eval_tokens = sum(min(int(n), max_length) for n in eval_token_counts)
+    rate = max(float(tokens_per_second), 1e-6)
+    return float(epochs) * (TRAIN_COST_FACTOR * train_tokens + eval_tokens) / rate
 
 
 def _parts(task: Task, example: Example, how: str) -> list[str]:
@@ -93,6 +157,13 @@ def expand(task: Task, examples: list[Example], how: str = "chunks"):
 
 
 def enough_for_finetune(task: Task, examples: list[Example]) -> bool:
+    """Whether ``auto`` should try fine-tuning (if it fits the time budget): document-level
+    tasks always (a document's beginning, fine-tuned on, beat the head on 108 contracts:
+    0.962 against 0.840 macro-F1 on unseen ones), chunk-level ones from
+    :data:`FINETUNE_MIN_TOTAL` examples or :data:`FINETUNE_MIN_PER_LABEL` of every label
+    (below, the head won on the medical abstracts)."""
+    if task.level == "document":
+        return True
     if len(examples) >= FINETUNE_MIN_TOTAL:
         return True
     counts = Counter(label for e in examples
@@ -236,6 +307,7 @@ def _train_head(task, train_texts, train_values, options, folder: Path, base: st
     info = {"method": "head", "encoder_path": base, "device": state.encoder.device,
             "max_length": state.encoder.max_length, "reading": best["name"],
             "readings": tried,
+            **({"tokens_per_second": round(rate, 1)} if rate else {}),
             "hyperparameters": {"C": fit_info["C"], "C_chosen_by": fit_info["C_chosen_by"],
                                 **{k: fit_info[k] for k in ("scale", "scale_chosen_by")
                                    if k in fit_info},
@@ -366,8 +438,39 @@ def tuning_slice(train_examples: list[Example], seed: int):
     return split_examples(train_examples, TUNE_FRACTION, seed)
 
 
+def _calibrate(task, predictor, evaluation: list[Example], folder: Path, seed: int,
+               metrics: dict, say) -> dict | None:
+    """Temperature scaling of a fine-tuned single-label model (:mod:`temperature`): fitted on
+    the held-out predictions once their macro-F1 is measured (decisions unchanged), folded
+    into the saved model; ``metrics["calibration_error"]`` becomes the cross-fitted one.
+    Returns what the model card records, or None when the split is too small."""
+    import numpy as np
+
+    from doctagger_classification import temperature
+
+    index = {label: i for i, label in enumerate(predictor.labels)}
+    keep = [e for e in evaluation if isinstance(e.value, str) and e.value in index]
+    if len(keep) < temperature.MIN_EXAMPLES:
+        return None
+    log_p = np.log(np.clip(_probabilities(task, predictor, keep), 1e-12, None))
+    gold = [index[e.value] for e in keep]
+    error = temperature.cross_fitted_error(log_p, gold, seed)
+    factor = temperature.fit(log_p, gold)
+    temperature.apply(folder, factor)
+    before = metrics.get("calibration_error")
+    if error is not None:
+        metrics["calibration_error"] = error
+    say(f"finetune: scores scaled by {factor:g} (temperature fitted on the held-out split; "
+        f"calibration error {before if before is not None else '?'} -> "
+        f"{error if error is not None else '?'}, cross-fitted)")
+    return {"factor": factor, "fitted_on": "held-out split, after its macro-F1 was measured",
+            "calibration_error_before": before, "calibration_error": error,
+            "calibration_error_measured": "cross-fitted over 3 folds of the held-out split"}
+
+
 def _train_finetune(task, train_texts, train_values, eval_texts, eval_values, options,
-                    folder: Path, base: str, say, tune: list[Example] | None = None):
+                    folder: Path, base: str, say, tune: list[Example] | None = None,
+                    whole_documents: bool = False):
     from doctagger.training import is_main_process
     from doctagger_classification import finetune
     from doctagger_classification.predictor import load as load_predictor
@@ -375,7 +478,8 @@ def _train_finetune(task, train_texts, train_values, eval_texts, eval_values, op
     info = finetune.train(labels=task.labels, multi_label=task.multi_label, texts=train_texts,
                           targets=values.encode(task, train_values), eval_texts=eval_texts,
                           eval_targets=values.encode(task, eval_values), options=options,
-                          output_dir=folder, base_model=base, report=say)
+                          output_dir=folder, base_model=base, report=say,
+                          whole_documents=whole_documents)
     if task.multi_label and is_main_process():
         thresholds, how = [multilabel.DEFAULT] * len(task.labels), "default"
         if tune:
@@ -386,6 +490,52 @@ def _train_finetune(task, train_texts, train_values, eval_texts, eval_values, op
         multilabel.save(folder, task.labels, thresholds, how)
         info["thresholds_tuned_on"] = {"on": how, "examples": len(tune or [])}
     return info
+
+
+#: texts embedded to measure the encoder's speed when no head has measured it
+RATE_SAMPLE = 32
+
+
+def _measured_rate(base: str, texts, max_length: int) -> tuple[float, list[int]]:
+    """(tokens a second of the frozen encoder's forward pass on a sample of ``texts``,
+    every text's token count)."""
+    import random
+
+    from doctagger_classification.encoder import Encoder
+
+    encoder = Encoder(base, max_length=max_length, long_texts="truncate")
+    counts = _token_counts(encoder.tokenizer, texts)
+    sample = random.Random(0).sample(range(len(texts)), min(RATE_SAMPLE, len(texts)))
+    clock = time.perf_counter()
+    encoder.embed([texts[i] for i in sample])
+    seconds = max(time.perf_counter() - clock, 1e-3)
+    return sum(min(counts[i], encoder.max_length) for i in sample) / seconds, counts
+
+
+def _fits_budget(options, base: str, texts, eval_texts, n_examples: int,
+                 rate: float | None, whole_documents: bool = False) -> dict:
+    """Whether fine-tuning on ``texts`` fits :func:`time_budget`, with the estimate."""
+    from transformers import AutoTokenizer
+
+    from doctagger import training
+    from doctagger_classification import finetune
+
+    hp = finetune.resolve(options, len(texts))
+    max_length = int(hp["max_length"] or (finetune.DOCUMENT_MAX_LENGTH if whole_documents
+                                          else finetune.MAX_LENGTH_CAP))
+    if rate:
+        tokenizer = AutoTokenizer.from_pretrained(base)
+        counts = _token_counts(tokenizer, texts)
+    else:
+        rate, counts = _measured_rate(base, texts, max_length)
+        tokenizer = AutoTokenizer.from_pretrained(base)
+    estimate = finetune_estimate(counts, _token_counts(tokenizer, eval_texts) if eval_texts
+                                 else [], rate, float(hp["epochs"]), max_length)
+    budget = time_budget(options, n_examples)
+    return {"fits": estimate <= budget, "estimate_seconds": round(estimate, 3),
+            "epochs": float(hp["epochs"]),
+            "budget_seconds": round(budget, 1), "tokens_per_second": round(rate, 1),
+            "device": training.choose_device()}
 
 
 def train(task: Task, train_examples: list[Example], evaluation: list[Example],
@@ -417,7 +567,10 @@ def train(task: Task, train_examples: list[Example], evaluation: list[Example],
     main = training.is_main_process()
     work = output_dir / ".candidates"
     candidates: dict[str, dict] = {}
-    for name in plan:
+    skipped: dict[str, dict] = {}
+    estimates: dict[str, dict] = {}
+    head_state = None
+    for name in list(plan):
         folder = work / name
         how = override or DOCUMENT_INPUT[name]
         fit, tune = train_examples, []
@@ -425,6 +578,28 @@ def train(task: Task, train_examples: list[Example], evaluation: list[Example],
             fit, tune = tuning_slice(train_examples, int(options.seed))
         texts, vals, owner = expand(task, fit, how)
         eval_texts, eval_vals, _ = expand(task, evaluation, how)
+        if name == "finetune" and method == "auto" and not distributed:
+            rate = (candidates.get("head") or {}).get("info", {}).get("tokens_per_second")
+            verdict = _fits_budget(options, base, texts, eval_texts, len(train_examples), rate,
+                                   whole_documents=task.level == "document" and how == "whole")
+            estimates[name] = verdict
+            if verdict["fits"]:
+                say(f"finetune: estimated {verdict['estimate_seconds']:.0f} s on "
+                    f"{verdict['device']} (time budget {verdict['budget_seconds']:.0f} s)")
+            else:
+                say(f"finetune: skipped: it would take about {verdict['estimate_seconds']:.0f} s"
+                    f" on {verdict['device']} (time budget {verdict['budget_seconds']:.0f} s; "
+                    "--time-budget SECONDS to change it, --method finetune to force it)")
+                skipped[name] = verdict
+                plan.remove(name)
+                if not plan:  # nothing trained yet (no held-out split): the head, then
+                    plan.append("head")
+                    name, how = "head", override or DOCUMENT_INPUT["head"]
+                    fit, tune = train_examples, []
+                    texts, vals, owner = expand(task, fit, how)
+                    eval_texts, eval_vals, _ = expand(task, evaluation, how)
+                else:
+                    continue
         if name == "head":
             info, head_state = _train_head(
                 task, texts, vals, options, folder, base, say,
@@ -435,13 +610,19 @@ def train(task: Task, train_examples: list[Example], evaluation: list[Example],
                 + (f"; {len(tune)} training examples held back to tune the thresholds on"
                    if tune else ""))
             info = _train_finetune(task, texts, vals, eval_texts, eval_vals, options,
-                                   folder, base, say, tune)
+                                   folder, base, say, tune,
+                                   whole_documents=task.level == "document" and how == "whole")
         training.barrier()  # the main process has written the model
         metrics: dict = {}
         if evaluation and main:
             predictor = load_predictor(folder)
             metrics = held_out_scores(task, predictor, evaluation)
             say(f"{name}: held-out macro-F1 {metrics['macro_f1']:.3f}")
+            if name == "finetune" and not task.multi_label:
+                calibrated = _calibrate(task, predictor, evaluation, folder,
+                                        int(options.seed), metrics, say)
+                if calibrated:
+                    info["temperature"] = calibrated
         candidates[name] = {"info": info, "metrics": metrics, "folder": folder, "how": how,
                             "n_texts": len(texts)}
     if len(candidates) > 1:
@@ -470,9 +651,13 @@ def train(task: Task, train_examples: list[Example], evaluation: list[Example],
         "n_train_examples": len(train_examples), "n_train_texts": chosen["n_texts"],
         "n_eval_examples": len(evaluation),
         "train_seconds": round(time.perf_counter() - started, 2),
-        "candidates": {n: {"macro_f1": c["metrics"].get("macro_f1"),
-                           "train_seconds": c["info"].get("train_seconds")}
-                       for n, c in candidates.items()},
+        "candidates": {**{n: {"macro_f1": c["metrics"].get("macro_f1"),
+                              "train_seconds": c["info"].get("train_seconds"),
+                              **({"estimate_seconds": estimates[n]["estimate_seconds"]}
+                                 if n in estimates else {})}
+                          for n, c in candidates.items()},
+                       **{n: {"skipped": "over the time budget", **v}
+                          for n, v in skipped.items()}},
     })
     if refit:
         info["refit"] = refit
@@ -486,6 +671,8 @@ def train(task: Task, train_examples: list[Example], evaluation: list[Example],
         info["pipeline_tag"] = "text-classification"
         if task.multi_label:
             info["usage"] = MULTI_LABEL_USAGE
+        elif info.get("document_prediction"):
+            info["usage"] = DOCUMENT_USAGE
     if task.multi_label and main:
         info["thresholds"] = dict(zip(task.labels, multilabel.load(output_dir, task.labels)))
     metrics = dict(chosen["metrics"])

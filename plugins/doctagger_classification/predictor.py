@@ -117,7 +117,23 @@ class HFPredictor(_Base):
         self.runtime = Runtime(self.model, device=self.device,
                                mode="int8" if quantize else runtime,
                                multi_label=self.multi_label, thresholds=self.thresholds)
+        #: fine-tuned on whole documents read from their start (finetune.DOCUMENT_MAX_LENGTH):
+        #: a document is predicted as its first tokens, as learned, not as the mean of its
+        #: chunks (doctagger.document_predictions)
+        self.whole_documents = bool(getattr(config, "doctagger_whole_documents", False))
+        self.document_length = min(int(self.tokenizer.model_max_length or self.window),
+                                   self.window)
         self.pad_id = self.tokenizer.pad_token_id or 0
+
+    def document_probabilities(self, documents, batch_size: int | None = None):
+        if not self.whole_documents:
+            return super().document_probabilities(documents, batch_size)
+        # the text a document example holds (doctagger.labels: chunks joined by "\n")
+        texts = ["\n".join(parts or [""]) for parts in documents]
+        ids = self.tokenizer(texts, truncation=True, max_length=self.document_length,
+                             padding=False)["input_ids"]
+        rows = run_batched(ids, self.pad_id, batch_size or self.batch_size, self._forward)
+        return average_windows([r.cpu() for r in rows], list(range(len(texts))), len(texts))
 
     def _forward(self, ids, mask):
         return self.runtime(ids, mask)
