@@ -225,5 +225,8 @@ def test_interval_and_calibration_error():
     # 200 more examples: a narrower interval
     low2, high2 = macro_f1_interval(list(gold) * 2, list(pred) * 2, 3)
     assert high2 - low2 < high - low
+    # all 21 right: not [1, 1], but the rule of three's low end
+    assert macro_f1_interval([0, 1, 2] * 7, [0, 1, 2] * 7, 3) == [pytest.approx(1 - 3 / 21,
+                                                                            abs=1e-4), 1.0]
     assert calibration_error([0.95] * 20, [True] * 19 + [False]) == pytest.approx(0.0)
     assert calibration_error([0.9] * 10, [False] * 10) == pytest.approx(0.9)
