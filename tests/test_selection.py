@@ -148,3 +148,40 @@ def test_classification_uncertainty_is_normalised_entropy(classification):
     assert task_type.uncertainty(task, spread) > task_type.uncertainty(task, two_way)
     assert task_type.uncertainty(task, two_way) == pytest.approx(0.631, abs=1e-3)
     assert task_type.uncertainty(task, Prediction("a", 0.7)) == pytest.approx(0.3)
+
+
+def test_a_whole_document_model_is_asked_about_documents_as_tag_asks_it(fakes, index):
+    """--strategy uncertain and review on a model that predicts documents as whole texts:
+    its stored document prediction, else the document predicted whole, never a roll-up of
+    chunk predictions that can contradict the document's tag."""
+    import json
+
+    from doctagger.plugins import get_task_type
+    from doctagger.selection import predict_items
+
+    first, _ = add_document(index, "/docs/a.pdf", [["NEURO AGREEMENT", "cardio boilerplate"]])
+    second, _ = add_document(index, "/docs/b.pdf", [["OTHER AGREEMENT", "cardio boilerplate"]])
+    task = create_task(index, "kind", level="document")
+    model_id = add_model(index, "kind", 1)
+    with index.write() as db:
+        db.execute("update models set info = ? where id = ?",
+                   [json.dumps({"document_prediction": "whole text"}), model_id])
+        db.execute("insert into document_predictions (task_id, model_id, document_id, value, "
+                   "score, scores, created_at) values (?, ?, ?, ?, ?, ?, ?)",
+                   [task.id, model_id, first, json.dumps("neuro"), 0.9,
+                    json.dumps({"neuro": 0.9, "cardio": 0.05, "other": 0.05}), "now"])
+    asked = []
+
+    class Whole:
+        def predict(self, texts):  # chunks: would say cardio for the boilerplate
+            return [Prediction("cardio", 0.99, {"cardio": 0.99}) for _ in texts]
+
+        def predict_documents(self, documents):
+            asked.extend(documents)
+            return [Prediction("other", 0.6, {"other": 0.6, "cardio": 0.4}) for _ in documents]
+
+    model = dict(index.one("select * from models where id = ?", [model_id]))
+    got = predict_items(index, task, get_task_type("kwclass"), model, Whole, [first, second])
+    assert got[first][0].value == "neuro"  # stored: not predicted again
+    assert got[second][0].value == "other"
+    assert asked == [["OTHER AGREEMENT", "cardio boilerplate"]]
