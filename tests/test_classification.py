@@ -397,6 +397,33 @@ def test_document_level_head_learns_whole_documents_and_scores_documents(task_ty
     assert scores["macro_f1"] == pytest.approx(result.metrics["macro_f1"])
 
 
+def test_a_head_also_learns_each_imported_text_whole(task_type, bert, tmp_path):
+    """Chunk-level: the chunks of one document that all carry one label (a long text
+    imported and cut into chunks) are learned as that text too, one more training text;
+    chunks of mixed labels are not joined."""
+    from doctagger_classification.methods import _whole_texts
+
+    examples = []
+    for i in range(8):
+        for label in LABELS:
+            doc = len(examples)
+            for part in range(2):
+                examples.append(Example(text=f"{WORDS[label]} part {part} {i}", value=label,
+                                        group=doc, chunk_id=len(examples) + 1))
+    mixed = [Example(text="invoice total", value="invoice", group="m", chunk_id=900),
+             Example(text="dear regards", value="letter", group="m", chunk_id=901)]
+    joined = _whole_texts(examples[:2] + mixed)
+    assert joined == [(f"{WORDS['invoice']} part 0 0\n{WORDS['invoice']} part 1 0",
+                       "invoice", examples[0].group)]
+    result, _, _ = _train(task_type, _task(), examples, tmp_path / "on",
+                          _options(bert, method="head"))
+    plain, _, _ = _train(task_type, _task(), examples, tmp_path / "off",
+                         _options(bert, method="head", extra={"whole_texts": "false"}))
+    train = [e for i, e in enumerate(examples) if i % 4 != 3]
+    assert plain.info["n_train_texts"] == len(train)
+    assert result.info["n_train_texts"] == len(train) + len(_whole_texts(train))
+
+
 def test_document_level_chunks_inherit_the_label(task_type, bert, tmp_path):
     task = _task(level="document")
     result, _, _ = _train(task_type, task, _examples(level="document"), tmp_path,
