@@ -3,8 +3,9 @@ share.
 
 ``auto`` (the default), the rule:
 1. always train the head (a frozen encoder and logistic regression: seconds);
-2. also fine-tune when there is enough data: at least :data:`FINETUNE_MIN_TOTAL` training
-   examples, or at least :data:`FINETUNE_MIN_PER_LABEL` of every label;
+2. also fine-tune: document-level tasks always; chunk-level ones when there is enough
+   data, at least :data:`FINETUNE_MIN_TOTAL` training examples or at least
+   :data:`FINETUNE_MIN_PER_LABEL` of every label (:func:`enough_for_finetune`);
 3. ... but only when fine-tuning fits the time budget: its time is estimated from the
    speed at which the head's encoder read the training texts (:func:`finetune_estimate`)
    and compared with :func:`time_budget` (it grows with the data; ``--time-budget``, or
@@ -542,12 +543,11 @@ def _fits_budget(options, base: str, texts, eval_texts, n_examples: int,
     hp = finetune.resolve(options, len(texts))
     max_length = int(hp["max_length"] or (finetune.DOCUMENT_MAX_LENGTH if whole_documents
                                           else finetune.MAX_LENGTH_CAP))
+    tokenizer = AutoTokenizer.from_pretrained(base)
     if rate:
-        tokenizer = AutoTokenizer.from_pretrained(base)
         counts = _token_counts(tokenizer, texts)
     else:
         rate, counts = _measured_rate(base, texts, max_length)
-        tokenizer = AutoTokenizer.from_pretrained(base)
     estimate = finetune_estimate(counts, _token_counts(tokenizer, eval_texts) if eval_texts
                                  else [], rate, float(hp["epochs"]), max_length)
     budget = time_budget(options, n_examples)
